@@ -1,0 +1,51 @@
+//! The HTTP application of a process: the routers of its roles, the shared middleware, the
+//! root path.
+
+use std::collections::HashSet;
+
+use axum::Router;
+use labs_http::{ApiError, AppState, HttpConfig, layers, root_path};
+
+use crate::cli::Role;
+
+/// The roles a process runs.
+#[derive(Debug, Clone)]
+pub struct Roles(HashSet<Role>);
+
+impl Roles {
+    /// The roles asked for; none means all of them (the monolith).
+    pub fn new(asked: &[Role]) -> Self {
+        if asked.is_empty() {
+            Self([Role::Api, Role::Hooks, Role::Worker, Role::Scheduler].into())
+        } else {
+            Self(asked.iter().copied().collect())
+        }
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.0.contains(&role)
+    }
+
+    /// Roles this build cannot run yet, in a stable order.
+    pub fn not_built(&self) -> Vec<Role> {
+        [Role::Hooks, Role::Worker, Role::Scheduler]
+            .into_iter()
+            .filter(|role| self.has(*role))
+            .collect()
+    }
+}
+
+/// The whole HTTP application for `roles`, with middleware and root path applied.
+pub fn http_app(roles: &Roles, state: AppState, config: &HttpConfig) -> Router {
+    let mut routes: Router<AppState> = Router::new();
+    if roles.has(Role::Api) {
+        routes = routes.merge(labs_api::app(&config.root_path));
+    } else {
+        let (health, _) = labs_http::health::router().split_for_parts();
+        routes = routes.merge(health);
+    }
+    let routes = routes
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state);
+    root_path::serve_under(&config.root_path, layers::apply(routes, config))
+}

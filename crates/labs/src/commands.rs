@@ -1,0 +1,214 @@
+//! What each subcommand does.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use labs_db::pg::{self, DEV_DATABASE_URL};
+use labs_db::redis::{self, DEV_REDIS_URL};
+use labs_db::{PgConfig, PgPool};
+use labs_http::AppState;
+use secrecy::SecretString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Roles, http_app};
+use crate::cli::{
+    Cli, Command, Environment, HealthcheckArgs, MigrateArgs, OpenapiArgs, Role, ServeArgs,
+};
+use crate::settings::required_secret;
+
+/// Runs the subcommand `cli` names until it is done or `shutdown` is cancelled.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(cli.env, args, shutdown).await,
+        Command::Migrate(args) => migrate(cli.env, &args).await,
+        Command::Healthcheck(args) => healthcheck(&args).await,
+        Command::Openapi(args) => openapi(&args),
+    }
+}
+
+async fn serve(
+    env: Environment,
+    args: ServeArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let roles = Roles::new(&args.roles);
+    for role in roles.not_built() {
+        tracing::warn!(%role, "this build has no `{role}` role yet: nothing to run for it");
+    }
+    if !roles.has(Role::Api) {
+        let asked: Vec<String> = args.roles.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "none of the roles asked for ({}) has anything to run in this build",
+            asked.join(",")
+        );
+    }
+
+    let database_url = database_url(env, &args.pg)?;
+    let redis_url = required_secret(
+        env,
+        "REDIS_URL",
+        args.redis.redis_url.as_ref(),
+        DEV_REDIS_URL,
+    )?;
+    let migrate_on_start = args.migrate_on_start.unwrap_or(!env.is_production());
+    let db = if migrate_on_start {
+        migrated_pool(env, &database_url, &args.pg).await?
+    } else {
+        pg::connect_lazy(&database_url, &args.pg)
+            .context("DATABASE_URL is not a valid Postgres URL")?
+    };
+    let redis = redis::connect_lazy(&redis_url, &args.redis)
+        .context("REDIS_URL is not a valid Redis URL")?;
+
+    let state = AppState {
+        db: db.clone(),
+        redis,
+        ready_timeout: args.http.ready_timeout,
+        root_path: args.http.root_path.clone(),
+    };
+    let app = http_app(&roles, state, &args.http);
+    let listener = TcpListener::bind(args.http.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
+    labs_http::serve::serve(listener, app, shutdown, args.http.shutdown_timeout).await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(env: Environment, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
+    let database_url = database_url(env, &args.pg)?;
+    let db = migrated_pool(env, &database_url, &args.pg).await?;
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn database_url(env: Environment, config: &PgConfig) -> anyhow::Result<SecretString> {
+    required_secret(
+        env,
+        "DATABASE_URL",
+        config.database_url.as_ref(),
+        DEV_DATABASE_URL,
+    )
+}
+
+/// Connects and applies pending migrations; in development, creates the database first if
+/// it does not exist (in production it is provisioned with the server).
+async fn migrated_pool(
+    env: Environment,
+    url: &SecretString,
+    config: &PgConfig,
+) -> anyhow::Result<PgPool> {
+    if !env.is_production()
+        && pg::create_database_if_missing(url)
+            .await
+            .context("cannot reach Postgres at DATABASE_URL")?
+    {
+        tracing::info!("created the development database");
+    }
+    let db = pg::connect_lazy(url, config).context("DATABASE_URL is not a valid Postgres URL")?;
+    pg::migrate(&db).await.context("migrations failed")?;
+    tracing::info!(
+        version = labs_db::schema::expected_version(),
+        "database schema is up to date"
+    );
+    Ok(db)
+}
+
+/// A minimal HTTP/1.1 GET, so that the runtime image needs no curl: exit 0 on a 2xx.
+async fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<ExitCode> {
+    let url = match &args.url {
+        Some(url) => url.clone(),
+        None => {
+            let mut address = args.bind;
+            if address.ip().is_unspecified() {
+                address.set_ip(if address.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            format!("http://{address}/health/ready")
+        }
+    };
+    let (authority, path) = split_http_url(&url)?;
+    let status = tokio::time::timeout(args.timeout, get_status(authority, path))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {url} within {:?}", args.timeout))
+        .and_then(|status| status.with_context(|| format!("cannot ask {url}")));
+    let mut stdout = std::io::stdout().lock();
+    match status {
+        Ok(status) if (200..300).contains(&status) => {
+            writeln!(stdout, "ready: {url} answered {status}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(status) => {
+            writeln!(stdout, "not ready: {url} answered {status}")?;
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => {
+            writeln!(stdout, "not ready: {error:#}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_http_url(url: &str) -> anyhow::Result<(&str, &str)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("the health check URL must start with http://, got {url}"))?;
+    Ok(match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    })
+}
+
+async fn get_status(authority: &str, path: &str) -> anyhow::Result<u16> {
+    let mut stream = tokio::net::TcpStream::connect(authority).await?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: labs-healthcheck\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    // The status line is in the first bytes; the rest of the answer does not matter.
+    let mut head = [0_u8; 64];
+    let mut read = 0;
+    while read < 12 {
+        let n = stream.read(&mut head[read..]).await?;
+        anyhow::ensure!(n > 0, "the connection closed before a status line");
+        read += n;
+    }
+    let line = std::str::from_utf8(&head[..read]).unwrap_or_default();
+    line.strip_prefix("HTTP/1.1 ")
+        .or_else(|| line.strip_prefix("HTTP/1.0 "))
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP answer: {line:?}"))
+}
+
+fn openapi(args: &OpenapiArgs) -> anyhow::Result<ExitCode> {
+    let document = labs_api::openapi(&args.root_path).to_pretty_json()?;
+    writeln!(std::io::stdout().lock(), "{document}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_http_url;
+
+    #[test]
+    fn health_check_urls_are_split_into_authority_and_path() {
+        assert_eq!(
+            split_http_url("http://127.0.0.1:8080/health/ready").unwrap(),
+            ("127.0.0.1:8080", "/health/ready")
+        );
+        assert_eq!(
+            split_http_url("http://localhost:9").unwrap(),
+            ("localhost:9", "/")
+        );
+        assert!(split_http_url("https://example.com/").is_err());
+    }
+}

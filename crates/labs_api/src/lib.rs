@@ -1,0 +1,40 @@
+//! The public API: its routes and its OpenAPI document.
+//!
+//! Each resource module exports one `router()`; [`router`] below is the table of contents.
+//! Handlers stay short (extract, act, respond) and are described for OpenAPI where they are
+//! written: the function name is the operationId, the first doc line the summary.
+//!
+//! Not here: middleware, errors and health (the http crate), SQL (the db crate).
+
+mod docs;
+pub mod ext;
+pub mod openapi;
+pub mod root;
+
+use axum::Router;
+use labs_http::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route of the public API, with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        // GET /: what this service is and where it is mounted.
+        .routes(routes!(root::get_root))
+        // /ext: the original template's echo and health check, kept compatible.
+        .nest("/ext", ext::router())
+        // /health: liveness and readiness probes.
+        .merge(labs_http::health::router())
+}
+
+/// The OpenAPI document as published under `root_path`.
+pub fn openapi(root_path: &str) -> utoipa::openapi::OpenApi {
+    openapi::finish(router().into_openapi(), root_path)
+}
+
+/// The API's routes plus `/openapi.json` and the `/docs` UI, ready for state and layers.
+pub fn app(root_path: &str) -> Router<AppState> {
+    let (routes, document) = router().split_for_parts();
+    let document = openapi::finish(document, root_path);
+    routes.merge(docs::router(&document, root_path))
+}

@@ -1,0 +1,84 @@
+//! The OpenAPI 3.1 document: generated from the handlers' annotations, then finished here
+//! with what holds for every operation.
+
+use labs_http::Problem;
+use labs_http::problem::PROBLEM_JSON;
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::server::Server;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "labs",
+        description = "A production-grade API server template: Postgres, Redis, background jobs, \
+                       auth and payments. Every error is an RFC 9457 problem document \
+                       (`application/problem+json`).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    components(schemas(Problem)),
+    tags(
+        (name = "meta", description = "What this service is"),
+        (name = "ext", description = "The original template's echo and health check"),
+        (name = "health", description = "Liveness and readiness probes"),
+    )
+)]
+struct ApiDoc;
+
+/// The document's fixed parts: info, tags, shared schemas.
+pub(crate) fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Name of the shared response every operation may answer with.
+const PROBLEM_RESPONSE: &str = "Problem";
+
+/// Publishes the document under `root_path` and declares, once for all operations, that any
+/// of them may answer with a problem document (`default` response), so that clients and
+/// fuzzers know the shape of every error.
+pub fn finish(mut document: utoipa::openapi::OpenApi, root_path: &str) -> utoipa::openapi::OpenApi {
+    let server = if root_path.is_empty() { "/" } else { root_path };
+    document.servers = Some(vec![Server::new(server)]);
+
+    let problem = ResponseBuilder::new()
+        .description("An error, described by RFC 9457 problem details")
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(PROBLEM_RESPONSE.to_owned(), RefOr::T(problem));
+
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            add_default_problem(operation);
+        }
+    }
+    document
+}
+
+fn add_default_problem(operation: &mut Operation) {
+    operation
+        .responses
+        .responses
+        .entry("default".to_owned())
+        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(PROBLEM_RESPONSE)));
+}

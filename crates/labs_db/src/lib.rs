@@ -1,0 +1,17 @@
+//! The two stores: Postgres and Redis.
+//!
+//! What lives here: opening connections (with explicit limits and timeouts), the embedded
+//! migrations, and every SQL statement the application runs, each as a small named function
+//! that takes an executor so that the caller owns the transaction.
+//!
+//! What deliberately does not: anything about HTTP, and the job queue's own use of Redis
+//! (that belongs to the jobs crate, which gets its connection from here).
+
+pub mod pg;
+pub mod redis;
+pub mod schema;
+
+pub use pg::{PgConfig, PgPool};
+pub use redis::{RedisConfig, RedisConnection};
+/// The error of every Postgres call.
+pub use sqlx::Error as DbError;

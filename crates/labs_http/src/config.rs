@@ -1,0 +1,79 @@
+//! Settings of the HTTP listener and its middleware.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How this process serves HTTP.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpConfig {
+    /// Address to listen on. Containers set `0.0.0.0:8080`.
+    #[arg(long, env = "LABS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Path prefix the reverse proxy publishes the API under. Requests are answered both with
+    /// and without it, so it works whether the proxy strips the prefix or forwards it; the
+    /// OpenAPI `servers` entry and the docs UI use it. `/` for none.
+    #[arg(long, env = "LABS_ROOT_PATH", default_value = "/api", value_parser = parse_root_path)]
+    pub root_path: String,
+
+    /// Longest time a request may take, body included, before it is answered 503.
+    #[arg(long, env = "LABS_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "LABS_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://app.example.com`. Empty: no cross-origin access. `*`: any origin, without
+    /// credentials.
+    #[arg(long, env = "LABS_CORS_ORIGINS", value_delimiter = ',', num_args = 0.., value_parser = crate::layers::parse_cors_origin)]
+    pub cors_origins: Vec<String>,
+
+    /// After SIGTERM or SIGINT: how long in-flight requests may take to finish before the
+    /// remaining connections are closed. Keep it under the orchestrator's grace period.
+    #[arg(long, env = "LABS_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Deadline for each dependency check of the readiness endpoint.
+    #[arg(long, env = "LABS_READY_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+}
+
+/// Normalises a root path to `""` (none) or `/segment[/segment…]` without a trailing slash.
+pub fn parse_root_path(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') {
+        return Err(format!("the root path must start with `/`, got `{raw}`"));
+    }
+    let valid = trimmed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+    if !valid || trimmed.contains("//") {
+        return Err(format!(
+            "the root path may only hold letters, digits, `-`, `_`, `.` and single `/`, got `{raw}`"
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_root_path;
+
+    #[test]
+    fn root_paths_are_normalised_and_bad_ones_rejected() {
+        assert_eq!(parse_root_path("/api").unwrap(), "/api");
+        assert_eq!(parse_root_path("/api/").unwrap(), "/api");
+        assert_eq!(parse_root_path("/").unwrap(), "");
+        assert_eq!(parse_root_path("").unwrap(), "");
+        assert_eq!(parse_root_path("/v1/api").unwrap(), "/v1/api");
+        assert!(parse_root_path("api").is_err());
+        assert!(parse_root_path("/a//b").is_err());
+        assert!(parse_root_path("/a?b").is_err());
+    }
+}

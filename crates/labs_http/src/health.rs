@@ -1,0 +1,160 @@
+//! Liveness and readiness, for orchestrators and load balancers.
+//!
+//! Liveness says only that the process answers: restarting it cannot fix a database outage,
+//! so liveness never looks at dependencies. Readiness makes one real round trip to each
+//! dependency, concurrently, each under a deadline, and answers 503 while any of them fails,
+//! so that traffic goes elsewhere until it recovers (which it does by itself: the pool and
+//! the Redis manager reconnect on the next check).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use labs_db::{PgPool, RedisConnection};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// The health routes, served by every role.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_liveness))
+        .routes(routes!(get_readiness))
+}
+
+/// Liveness: the process is up and answering.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// Readiness: whether this process can serve requests, and why not.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// True when every dependency answered in time.
+    pub ready: bool,
+    /// One check per dependency.
+    pub checks: DependencyChecks,
+}
+
+/// The result of each dependency's check.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyChecks {
+    /// A query on the database, which also checks that its migrations are applied.
+    pub postgres: Check,
+    /// A `PING` to Redis.
+    pub redis: Check,
+}
+
+/// One dependency's check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// True when the dependency answered correctly within the deadline.
+    pub ok: bool,
+    /// How long the check took, in milliseconds.
+    pub latency_ms: f64,
+    /// Why the check failed: `timeout`, `unavailable`, or a schema that is behind this build.
+    /// Details are in the server's log, not here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Check {
+    fn new(started: Instant, error: Option<String>) -> Self {
+        Self {
+            ok: error.is_none(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            error,
+        }
+    }
+}
+
+/// Report that the process is alive.
+///
+/// Answers without touching any dependency; use it for liveness probes.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses((status = 200, description = "The process answers", body = Liveness))
+)]
+pub async fn get_liveness() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Report whether the service can take traffic.
+///
+/// Makes a real round trip to Postgres and to Redis, each under a deadline, and answers 503
+/// while either fails. Use it for readiness probes.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every dependency answered", body = Readiness),
+        (status = 503, description = "A dependency is down, slow or not migrated", body = Readiness),
+    )
+)]
+pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let checks = check_dependencies(&state).await;
+    let ready = checks.postgres.ok && checks.redis.ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { ready, checks }))
+}
+
+/// Checks every dependency concurrently, each under the configured deadline.
+pub async fn check_dependencies(state: &AppState) -> DependencyChecks {
+    let (postgres, redis) = tokio::join!(
+        check_postgres(&state.db, state.ready_timeout),
+        check_redis(state.redis.clone(), state.ready_timeout),
+    );
+    DependencyChecks { postgres, redis }
+}
+
+async fn check_postgres(db: &PgPool, deadline: Duration) -> Check {
+    let started = Instant::now();
+    let error = match tokio::time::timeout(deadline, labs_db::schema::applied_version(db)).await {
+        Err(_elapsed) => Some("timeout".to_owned()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: Postgres check failed");
+            Some("unavailable".to_owned())
+        }
+        Ok(Ok(applied)) => {
+            let expected = labs_db::schema::expected_version();
+            (applied < expected).then(|| {
+                format!(
+                    "schema at version {applied}, this build needs {expected}: run `labs migrate`"
+                )
+            })
+        }
+    };
+    Check::new(started, error)
+}
+
+async fn check_redis(mut redis: RedisConnection, deadline: Duration) -> Check {
+    let started = Instant::now();
+    let error = match tokio::time::timeout(deadline, labs_db::redis::ping(&mut redis)).await {
+        Err(_elapsed) => Some("timeout".to_owned()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: Redis check failed");
+            Some("unavailable".to_owned())
+        }
+        Ok(Ok(())) => None,
+    };
+    Check::new(started, error)
+}

@@ -1,0 +1,282 @@
+//! The middleware stack, applied in one place ([`apply`]) so that its order can be read.
+//!
+//! Outermost first (a request passes down this list, its response back up):
+//!
+//! 1. **sensitive headers**: `Authorization`, `Cookie`, `Set-Cookie` are marked so that no
+//!    layer below can print them.
+//! 2. **request id**: keeps a well-formed `x-request-id` from the proxy or makes a UUIDv7,
+//!    puts it in the response, and makes it the current request's id for error bodies.
+//! 3. **trace**: one span per request holding the id, method and matched route, so that every
+//!    log line of the request carries them, and exactly one line when the response leaves.
+//! 4. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
+//! 5. **problem**: any error response that is not problem+json yet (the router's 404/405,
+//!    the body limit's 413, ...) is rewritten as one, keeping its headers (e.g. `Allow`).
+//! 6. **CORS** (only when origins are configured): answers preflights before anything costly.
+//! 7. **compression**: gzip for clients that accept it.
+//! 8. **timeout**: a request still running after the limit is dropped and answered 503.
+//! 9. **body limit**: larger bodies are refused with 413 before a handler reads them.
+//!
+//! These wrap the routes (`Router::layer`), so they run after routing and see the matched
+//! route; the root-path handling must run before routing, so it lives in [`crate::root_path`].
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::config::HttpConfig;
+use crate::problem::{ApiError, PROBLEM_JSON};
+
+/// The request-id header, as proxies and our responses spell it.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served, in request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request this task is serving, if any: error bodies quote it.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Wraps every route of `router` in the stack described at the top of this module.
+pub fn apply(router: Router, config: &HttpConfig) -> Router {
+    // `Router::layer` wraps what is there already, so the layers are added innermost first.
+    let router = router
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(RequestBodyLimitLayer::new(config.body_limit))
+        .layer(middleware::from_fn_with_state(
+            config.request_timeout,
+            timeout,
+        ))
+        .layer(CompressionLayer::new());
+    let router = match cors_layer(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(middleware::map_response(problem_for_bare_errors))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            axum::response::IntoResponse::into_response(ApiError::Panicked)
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                // Failures are logged once, by `log_response`, with their status.
+                .on_failure(())
+                .on_body_chunk(())
+                .on_eos(()),
+        )
+        .layer(middleware::from_fn(request_id))
+        .layer(SetSensitiveHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+        ]))
+}
+
+/// Keeps the proxy's request id when it is well formed, otherwise makes one.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_acceptable_request_id(id))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    // Checked above (or a UUID), so always a valid header value.
+    let header_value = HeaderValue::from_str(&id).ok();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    if let Some(value) = &header_value {
+        req.headers_mut().insert(X_REQUEST_ID, value.clone());
+    }
+    let mut response = CURRENT_REQUEST_ID.scope(id, next.run(req)).await;
+    if let Some(value) = header_value {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+/// An id from outside ends up in logs and headers: accept only short, plain tokens.
+fn is_acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'=' | b'/')
+        })
+}
+
+fn request_span(req: &Request) -> Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map_or("", |id| id.0.as_str());
+    // The path as the client sent it (before the root path was stripped), without its query
+    // string: query strings can carry tokens.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |original| original.path());
+    tracing::info_span!("request", request_id, method = %req.method(), route, path)
+}
+
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    let status = response.status().as_u16();
+    let duration_ms = latency.as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        tracing::error!(status, duration_ms, "request answered with a server error");
+    } else {
+        tracing::info!(status, duration_ms, "request answered");
+    }
+}
+
+/// Rewrites an error response that is not problem+json yet, keeping its other headers.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+        return response;
+    }
+    let (mut parts, _body) = response.into_parts();
+    let problem = axum::response::IntoResponse::into_response(ApiError::from_status(status));
+    let (problem_parts, body) = problem.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(problem_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+/// Drops a request that runs past the limit and answers 503.
+///
+/// Our own rather than tower-http's `TimeoutLayer`: that one answers with an empty body and a
+/// status that says nothing of the cause; this one gives the `timeout` problem.
+async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_elapsed) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            axum::response::IntoResponse::into_response(ApiError::Timeout)
+        }
+    }
+}
+
+/// CORS for the configured origins; none configured means no CORS headers at all.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            X_REQUEST_ID,
+            HeaderName::from_static("x-csrf-token"),
+        ])
+        .expose_headers([X_REQUEST_ID])
+        .max_age(Duration::from_secs(600));
+    if origins.contains(&"*") {
+        // Any origin, so never with credentials (browsers refuse the combination anyway).
+        return Some(layer.allow_origin(Any));
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true),
+    )
+}
+
+/// Checks one configured CORS origin: `scheme://host[:port]`, or `*`.
+pub fn parse_cors_origin(raw: &str) -> Result<String, String> {
+    let origin = raw.trim();
+    if origin == "*" || origin.is_empty() {
+        return Ok(origin.to_owned());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("a CORS origin starts with http:// or https://, got `{raw}`"))?;
+    let well_formed = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !well_formed {
+        return Err(format!(
+            "a CORS origin is `scheme://host[:port]` with no path, got `{raw}`"
+        ));
+    }
+    Ok(origin.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_short_request_ids_are_kept() {
+        assert!(is_acceptable_request_id(
+            "0193a5b2-6a9e-7c3d-8f21-4b5e6d7c8a90"
+        ));
+        assert!(is_acceptable_request_id(
+            "Root=1-67891233-abcdef012345678912345678"
+        ));
+        assert!(!is_acceptable_request_id(""));
+        assert!(!is_acceptable_request_id("has space"));
+        assert!(!is_acceptable_request_id("line\nbreak"));
+        assert!(!is_acceptable_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn cors_origins_must_be_bare_origins() {
+        assert_eq!(
+            parse_cors_origin("https://app.example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_cors_origin("http://localhost:5173").unwrap(),
+            "http://localhost:5173"
+        );
+        assert_eq!(parse_cors_origin("*").unwrap(), "*");
+        assert!(parse_cors_origin("app.example.com").is_err());
+        assert!(parse_cors_origin("https://app.example.com/path").is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! The error type of our HTTP surfaces, rendered as RFC 9457 problem details.
+//!
+//! Every error response of the service has the same shape, whoever produced it: a handler
+//! (returning [`ApiError`]), an extractor (our wrappers in [`crate::extract`]), or a layer that
+//! knows nothing about us (405 from the router, 413 from the body limit, ...), whose bare
+//! responses [`crate::layers`] rewrites through [`ApiError::from_status`].
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::layers::current_request_id;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// RFC 9457 problem details, as every error response carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "type": "urn:labs:problem:not-found",
+    "title": "Not Found",
+    "status": 404,
+    "detail": "No resource at this path.",
+    "code": "not-found",
+    "requestId": "0193a5b2-6a9e-7c3d-8f21-4b5e6d7c8a90"
+}))]
+pub struct Problem {
+    /// A URI that names the kind of problem: `urn:labs:problem:<code>`. Stable: clients may
+    /// branch on it (or on `code`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    /// The HTTP status code, repeated for clients that only see the body.
+    pub status: u16,
+    /// What went wrong, for a human. Never holds internal details.
+    pub detail: String,
+    /// The stable, machine-readable kind of problem (the last segment of `type`).
+    pub code: String,
+    /// The request's id (also in the `x-request-id` header), to quote when asking for help.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Everything that can go wrong in a request, one variant per kind of answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The JSON body is not valid JSON, or could not be read.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The body is valid JSON but not of the expected shape or values.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// The query string does not fit the endpoint's parameters.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A path segment does not fit the endpoint's parameters.
+    #[error("{0}")]
+    InvalidPath(String),
+    /// The body is not of a media type the endpoint accepts.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
+    #[error("no resource at this path")]
+    NotFound,
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    #[error("no acceptable representation of this resource")]
+    NotAcceptable,
+    #[error("the request took longer than this server allows")]
+    Timeout,
+    /// A dependency the request needs is not answering.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A bug or an unexpected failure. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+    /// A handler panicked; the panic hook has logged it already.
+    #[error("a handler panicked")]
+    Panicked,
+    /// Any other HTTP error produced outside our code (rendered from its status alone).
+    #[error("{0}")]
+    Status(StatusCode),
+}
+
+impl ApiError {
+    /// The HTTP status of each kind of error: the one place that decides it.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedBody(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) | Self::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Status(status) => *status,
+        }
+    }
+
+    /// The stable code that names the kind of problem.
+    pub fn code(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Self::MalformedBody(_) => "malformed-body",
+            Self::InvalidBody(_) => "invalid-body",
+            Self::InvalidQuery(_) => "invalid-query",
+            Self::InvalidPath(_) => "invalid-path",
+            Self::UnsupportedMediaType(_) => "unsupported-media-type",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::NotAcceptable => "not-acceptable",
+            Self::Timeout => "timeout",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) | Self::Panicked => "internal",
+            Self::Status(status) => return Cow::Owned(code_for_status(*status)),
+        })
+    }
+
+    /// The error a bare status from a layer or the router stands for.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::NOT_ACCEPTABLE => Self::NotAcceptable,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            other => Self::Status(other),
+        }
+    }
+
+    /// Wraps any error as an internal one.
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            // The cause stays in the logs.
+            Self::Internal(_) | Self::Panicked => {
+                "The server failed to answer this request. It has been logged; quote the request id when reporting it.".to_owned()
+            }
+            Self::Status(status) => status.canonical_reason().unwrap_or("Error").to_owned(),
+            other => capitalise(&other.to_string()),
+        }
+    }
+
+    /// Renders the problem document for this error.
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let code = self.code();
+        Problem {
+            kind: format!("urn:labs:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: code.into_owned(),
+            request_id: current_request_id(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            // Logged here, where it is handled, inside the request's span (so with its id).
+            tracing::error!(error = %cause, "request failed with an internal error");
+        }
+        problem_response(&self.to_problem())
+    }
+}
+
+impl From<labs_db::DbError> for ApiError {
+    fn from(error: labs_db::DbError) -> Self {
+        Self::internal(error)
+    }
+}
+
+/// Serialises a problem with its media type.
+pub fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Serialising this struct cannot fail (plain strings and numbers).
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+/// `Unprocessable Entity` → `unprocessable-entity`.
+fn code_for_status(status: StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace([' ', '\''], "-")
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => {
+            let mut out: String = first.to_uppercase().collect();
+            out.push_str(chars.as_str());
+            if !out.ends_with('.') {
+                out.push('.');
+            }
+            out
+        }
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_names_its_code_in_its_type() {
+        let problem = ApiError::from_status(StatusCode::IM_A_TEAPOT).to_problem();
+        assert_eq!(problem.code, "i-m-a-teapot");
+        assert_eq!(problem.kind, format!("urn:labs:problem:{}", problem.code));
+        assert_eq!(problem.status, 418);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let problem = ApiError::internal("password=hunter2 in a connection string").to_problem();
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("hunter2"));
+    }
+}
