@@ -9,8 +9,8 @@
 //! 3. **trace**: one span per request holding the id, method and matched route, so that every
 //!    log line of the request carries them, and exactly one line when the response leaves.
 //! 4. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
-//! 5. **problem**: any error response that is not problem+json yet (the router's 404/405,
-//!    the body limit's 413, ...) is rewritten as one, keeping its headers (e.g. `Allow`).
+//! 5. **problem**: a bare error response (the router's 405, the body limit's 413, ... with no
+//!    body or plain text) is rewritten as problem+json, keeping its headers (e.g. `Allow`).
 //! 6. **CORS** (only when origins are configured): answers preflights before anything costly.
 //! 7. **compression**: gzip for clients that accept it.
 //! 8. **timeout**: a request still running after the limit is dropped and answered 503.
@@ -35,7 +35,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::config::HttpConfig;
-use crate::problem::{ApiError, PROBLEM_JSON};
+use crate::problem::ApiError;
 
 /// The request-id header, as proxies and our responses spell it.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -149,10 +149,12 @@ fn log_response(response: &Response, latency: Duration, _span: &Span) {
     }
 }
 
-/// Rewrites an error response that is not problem+json yet, keeping its other headers.
+/// Rewrites a bare error response (no body type, or the plain text that axum and tower-http
+/// answer with) as a problem, keeping its other headers. An error a handler answers with a
+/// JSON body of its own choosing (readiness's 503) is left alone.
 async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || !is_bare(&response) {
         return response;
     }
     let (mut parts, _body) = response.into_parts();
@@ -163,11 +165,11 @@ async fn problem_for_bare_errors(response: Response) -> Response {
     Response::from_parts(parts, body)
 }
 
-fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+fn is_bare(response: &Response) -> bool {
+    match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value.as_bytes().starts_with(b"text/plain"),
+    }
 }
 
 /// Drops a request that runs past the limit and answers 503.

@@ -1,0 +1,303 @@
+//! The API role over its real router: a fresh, migrated database per test (`#[sqlx::test]`)
+//! and the real Redis.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::{
+    BlackHole, RedisServer, app, app_with, get, http_config, shared_redis_url, state_with_redis,
+};
+use labs_db::{PgConfig, PgPool};
+use secrecy::SecretString;
+use serde_json::json;
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn the_root_describes_the_service_and_its_root_path(db: PgPool) {
+    let app = app(db);
+    for path in ["/api/", "/api", "/"] {
+        let answer = get(&app, path).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            answer.json(),
+            json!({"message": "Welcome to the labs API", "rootPath": "/api"})
+        );
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn echo_answers_with_and_without_the_root_path(db: PgPool) {
+    let app = app(db);
+    for path in ["/api/ext/echo", "/ext/echo"] {
+        let answer = get(&app, path).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(answer.json(), json!({"message": "Hello World"}));
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_path_that_only_starts_like_the_root_path_is_not_stripped(db: PgPool) {
+    let answer = get(&app(db), "/apiext/echo").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.header("content-type"), "application/problem+json");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn the_original_healthcheck_reports_real_checks(db: PgPool) {
+    let before = time::OffsetDateTime::now_utc();
+    let answer = get(&app(db), "/api/ext/healthcheck").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["allOk"], true);
+    assert_eq!(body["dbOk"], true);
+    assert_eq!(body["queueOk"], true);
+    let at = time::OffsetDateTime::parse(
+        body["timestamp"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(at >= before, "the timestamp is computed per request");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn the_original_healthcheck_says_which_dependency_is_down(_db: PgPool) {
+    let unreachable = unreachable_pool();
+    let answer = get(&app(unreachable), "/api/ext/healthcheck").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "the original always answered 200"
+    );
+    let body = answer.json();
+    assert_eq!(body["dbOk"], false);
+    assert_eq!(body["queueOk"], true);
+    assert_eq!(body["allOk"], false);
+}
+
+/// A pool pointing at a port where nothing listens.
+fn unreachable_pool() -> PgPool {
+    let url = SecretString::from(format!(
+        "postgres://postgres@127.0.0.1:{}/nothing",
+        common::free_port()
+    ));
+    labs_db::pg::connect_lazy(&url, &pg_config()).unwrap()
+}
+
+fn pg_config() -> PgConfig {
+    PgConfig {
+        database_url: None,
+        db_max_connections: 2,
+        db_acquire_timeout: Duration::from_secs(2),
+        db_statement_timeout: Duration::from_secs(5),
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn readiness_reports_each_dependency_with_its_latency(db: PgPool) {
+    let answer = get(&app(db), "/api/health/ready").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["ready"], true);
+    for dependency in ["postgres", "redis"] {
+        let check = &body["checks"][dependency];
+        assert_eq!(check["ok"], true, "{dependency}: {check}");
+        assert!(check["latencyMs"].as_f64().unwrap() >= 0.0);
+        assert!(check.get("error").is_none());
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn liveness_needs_no_dependency(_db: PgPool) {
+    let answer = get(&app(unreachable_pool()), "/health/live").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json(), json!({"status": "ok"}));
+}
+
+#[sqlx::test(migrations = false)]
+async fn readiness_is_503_until_the_migrations_are_applied(db: PgPool) {
+    let app = app(db.clone());
+    let answer = get(&app, "/api/health/ready").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    let error = answer.json()["checks"]["postgres"]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("labs migrate"), "{error}");
+
+    labs_db::pg::migrate(&db).await.unwrap();
+    assert_eq!(get(&app, "/api/health/ready").await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn readiness_answers_503_within_its_deadline_when_postgres_hangs(_db: PgPool) {
+    let hole = BlackHole::start();
+    let url = SecretString::from(format!("postgres://postgres@127.0.0.1:{}/x", hole.port));
+    let hanging = labs_db::pg::connect_lazy(&url, &pg_config()).unwrap();
+    let started = Instant::now();
+    let answer = get(&app(hanging), "/api/health/ready").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.json()["checks"]["postgres"]["error"], "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn readiness_follows_redis_down_and_back_up(db: PgPool) {
+    let mut redis = RedisServer::start();
+    let app = app_with(state_with_redis(db, &redis.url()), &http_config());
+    assert_eq!(get(&app, "/api/health/ready").await.status, StatusCode::OK);
+
+    redis.stop();
+    let answer = get(&app, "/api/health/ready").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = answer.json();
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["checks"]["redis"]["ok"], false);
+    assert_eq!(body["checks"]["postgres"]["ok"], true);
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = get(&app, "/api/health/ready").await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness did not recover after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn the_docs_ui_is_served_under_the_root_path(db: PgPool) {
+    let app = app(db);
+
+    let redirect = get(&app, "/api/docs").await;
+    assert_eq!(redirect.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        redirect.header("location"),
+        "docs/",
+        "relative, so that the prefix is kept"
+    );
+
+    let index = get(&app, "/api/docs/").await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert!(index.header("content-type").starts_with("text/html"));
+    assert!(index.text().contains("swagger-ui"));
+
+    let initializer = get(&app, "/api/docs/swagger-initializer.js").await;
+    assert!(
+        initializer.text().contains(r#""url": "/api/openapi.json""#),
+        "{}",
+        initializer.text()
+    );
+
+    let missing = get(&app, "/api/docs/no-such-file.js").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn without_a_root_path_the_docs_fetch_the_spec_at_the_top(db: PgPool) {
+    let mut config = http_config();
+    config.root_path = String::new();
+    let mut state = state_with_redis(db, &shared_redis_url());
+    state.root_path = String::new();
+    let app = app_with(state, &config);
+    let initializer = get(&app, "/docs/swagger-initializer.js").await;
+    assert!(initializer.text().contains(r#""url": "/openapi.json""#));
+    let spec = get(&app, "/openapi.json").await.json();
+    assert_eq!(spec["servers"], json!([{"url": "/"}]));
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn the_served_spec_is_the_published_document(db: PgPool) {
+    let answer = get(&app(db), "/api/openapi.json").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), "application/json");
+    let published = serde_json::to_value(labs_api::openapi("/api")).unwrap();
+    assert_eq!(answer.json(), published);
+}
+
+/// The committed snapshot of the document: a change to the API shows in review as a diff of
+/// `docs/openapi.json`. Regenerate with `UPDATE_SNAPSHOTS=1 make test` (or `make openapi`).
+#[test]
+fn the_openapi_document_matches_its_snapshot() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let current = labs_api::openapi("/api").to_pretty_json().unwrap() + "\n";
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test switch, not a setting of the service"
+    )]
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "docs/openapi.json is out of date: run `UPDATE_SNAPSHOTS=1 make test` and review the diff"
+    );
+}
+
+#[test]
+fn every_operation_is_named_after_its_handler_and_summarised_by_its_first_doc_line() {
+    let document = serde_json::to_value(labs_api::openapi("/api")).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["servers"], json!([{"url": "/api"}]));
+    let expected = [
+        ("/", "get_root", "Describe the service."),
+        ("/ext/echo", "echo", "Echo back a greeting."),
+        (
+            "/ext/healthcheck",
+            "get_health",
+            "Check the health of the server.",
+        ),
+        (
+            "/health/live",
+            "get_liveness",
+            "Report that the process is alive.",
+        ),
+        (
+            "/health/ready",
+            "get_readiness",
+            "Report whether the service can take traffic.",
+        ),
+    ];
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (path, operation_id, summary) in expected {
+        let operation = &document["paths"][path]["get"];
+        assert_eq!(operation["operationId"], operation_id, "{path}");
+        assert_eq!(operation["summary"], summary, "{path}");
+        assert_eq!(
+            operation["responses"]["default"]["$ref"], "#/components/responses/Problem",
+            "{path} documents its errors"
+        );
+    }
+}
+
+#[test]
+fn schemas_are_camel_case() {
+    let document = serde_json::to_value(labs_api::openapi("/api")).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let health: Vec<&String> = schemas["HealthCheckResponse"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(health, ["allOk", "dbOk", "queueOk", "timestamp"]);
+    assert!(schemas["Check"]["properties"].get("latencyMs").is_some());
+    assert!(schemas["Problem"]["properties"].get("requestId").is_some());
+    let problem = &document["components"]["responses"]["Problem"]["content"];
+    assert!(problem.get("application/problem+json").is_some());
+}

@@ -1,0 +1,219 @@
+//! The real `labs` binary as a child process, over TCP: start-up, logs, signals, exit codes,
+//! and the production guard rails.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{BlackHole, Labs, TempDatabase, run_labs};
+use serde_json::Value;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_server_answers_over_tcp_and_logs_each_request_once() {
+    let database = TempDatabase::new("smoke");
+    let mut labs = Labs::serve(&[("DATABASE_URL", &database.url)]);
+
+    let response = client()
+        .get(labs.url("/api/ext/echo?token=secret-in-query"))
+        .header("x-request-id", "smoke-request-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "smoke-request-1");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["message"],
+        "Hello World"
+    );
+
+    let ready = client()
+        .get(labs.url("/api/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "the development database was created and migrated on start"
+    );
+
+    let line = labs.wait_for_log(Duration::from_secs(5), |line| {
+        line["span"]["request_id"] == "smoke-request-1" && line["message"] == "request answered"
+    });
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["status"], 200);
+    assert!(line["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["span"]["route"], "/ext/echo");
+    assert_eq!(line["span"]["path"], "/api/ext/echo");
+    let lines_of_request = labs
+        .logs()
+        .into_iter()
+        .filter(|line| line["span"]["request_id"] == "smoke-request-1")
+        .count();
+    assert_eq!(lines_of_request, 1, "one line per request");
+    let all_logs = serde_json::to_string(&labs.logs()).unwrap();
+    assert!(
+        !all_logs.contains("secret-in-query"),
+        "query strings are not logged"
+    );
+
+    labs.signal("TERM");
+    assert!(labs.wait(Duration::from_secs(10)).success());
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    // A Postgres that accepts connections and never answers makes readiness wait for its
+    // whole deadline: a request that is slow for a real reason.
+    let hole = BlackHole::start();
+    let hanging = format!("postgres://postgres@127.0.0.1:{}/x", hole.port);
+    let mut labs = Labs::serve(&[
+        ("DATABASE_URL", &hanging),
+        ("LABS_MIGRATE_ON_START", "false"),
+        ("LABS_READY_TIMEOUT", "2s"),
+    ]);
+
+    let started = Instant::now();
+    let in_flight = tokio::spawn(client().get(labs.url("/api/health/ready")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    labs.signal("TERM");
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"]["error"], "timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "it really was in flight"
+    );
+
+    let status = labs.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    labs.wait_for_log(Duration::from_secs(1), |line| {
+        line["message"] == "shutdown requested"
+    });
+}
+
+#[test]
+fn production_refuses_to_start_without_its_secrets() {
+    let (status, _, stderr) = run_labs(&["serve"], &[("LABS_ENV", "production")]);
+    assert!(!status.success());
+    assert!(stderr.contains("DATABASE_URL must be set"), "{stderr}");
+
+    let (status, _, stderr) = run_labs(
+        &["serve"],
+        &[
+            ("LABS_ENV", "production"),
+            ("DATABASE_URL", "postgres://app:secret@db.internal/app"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ],
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("REDIS_URL is set to the development default"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_invalid_setting_is_refused_with_its_variable_named() {
+    let (status, _, stderr) = run_labs(&["serve"], &[("LABS_ROOT_PATH", "api")]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("LABS_ROOT_PATH") || stderr.contains("--root-path"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_and_migrates_a_development_database() {
+    let database = TempDatabase::new("migrate");
+    let (status, _, stderr) = run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
+    assert!(status.success(), "{stderr}");
+
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let applied = labs_db::schema::applied_version(&db).await.unwrap();
+    assert_eq!(applied, labs_db::schema::expected_version());
+    db.close().await;
+
+    // Running it again is a no-op, not an error.
+    let (status, _, stderr) = run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
+    assert!(status.success(), "{stderr}");
+}
+
+#[tokio::test]
+async fn healthcheck_exits_zero_when_ready_and_one_when_not() {
+    let database = TempDatabase::new("healthcheck");
+    let labs = Labs::serve(&[("DATABASE_URL", &database.url)]);
+
+    let (status, stdout, _) = run_labs(
+        &["healthcheck", "--url", &labs.url("/api/health/ready")],
+        &[],
+    );
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("answered 200"), "{stdout}");
+
+    // The default URL is built from LABS_BIND.
+    let bind = labs.address.to_string();
+    let (status, _, _) = run_labs(&["healthcheck"], &[("LABS_BIND", &bind)]);
+    assert!(status.success());
+
+    let closed = format!("http://127.0.0.1:{}/health/ready", common::free_port());
+    let (status, stdout, _) = run_labs(&["healthcheck", "--url", &closed], &[]);
+    assert_eq!(status.code(), Some(1), "{stdout}");
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let (status, stdout, stderr) = run_labs(&["openapi"], &[]);
+    assert!(status.success(), "{stderr}");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.json"
+    ))
+    .unwrap();
+    assert_eq!(stdout, committed);
+}
+
+#[test]
+fn help_documents_every_setting_with_its_variable() {
+    let (status, stdout, _) = run_labs(&["serve", "--help"], &[]);
+    assert!(status.success());
+    for variable in [
+        "LABS_ENV",
+        "LABS_LOG",
+        "LABS_LOG_FORMAT",
+        "LABS_ROLES",
+        "LABS_MIGRATE_ON_START",
+        "LABS_BIND",
+        "LABS_ROOT_PATH",
+        "LABS_REQUEST_TIMEOUT",
+        "LABS_BODY_LIMIT",
+        "LABS_CORS_ORIGINS",
+        "LABS_SHUTDOWN_TIMEOUT",
+        "LABS_READY_TIMEOUT",
+        "DATABASE_URL",
+        "LABS_DB_MAX_CONNECTIONS",
+        "LABS_DB_ACQUIRE_TIMEOUT",
+        "LABS_DB_STATEMENT_TIMEOUT",
+        "REDIS_URL",
+        "LABS_REDIS_RESPONSE_TIMEOUT",
+        "LABS_REDIS_CONNECT_TIMEOUT",
+    ] {
+        assert!(
+            stdout.contains(variable),
+            "{variable} missing from `labs serve --help`"
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! The middleware stack and the extractors, driven through a router of test routes wrapped
+//! in exactly the layers production uses. No database: nothing here touches one.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use labs_http::extract::{Json, Path, Query};
+use labs_http::{HttpConfig, Problem, layers};
+use serde::Deserialize;
+use tower::ServiceExt;
+
+fn config() -> HttpConfig {
+    HttpConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        root_path: "/api".to_owned(),
+        request_timeout: Duration::from_millis(300),
+        body_limit: 1024,
+        cors_origins: vec!["https://app.example.com".to_owned()],
+        shutdown_timeout: Duration::from_secs(1),
+        ready_timeout: Duration::from_secs(1),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateThing {
+    name: String,
+    colour: Colour,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Colour {
+    Red,
+    Blue,
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    #[expect(dead_code, reason = "only its parsing is under test")]
+    limit: u32,
+}
+
+fn app() -> Router {
+    let routes = Router::new()
+        .route(
+            "/things",
+            post(|Json(thing): Json<CreateThing>| async move {
+                format!("{} {:?}", thing.name, thing.colour)
+            }),
+        )
+        .route(
+            "/things/{id}",
+            get(|Path(id): Path<u32>| async move { id.to_string() }),
+        )
+        .route("/list", get(|Query(_paging): Query<Paging>| async { "ok" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                let words: Vec<&str> = Vec::new();
+                // Indexing past the end: the kind of bug a handler really has.
+                words[3]
+            }),
+        )
+        .route("/big", get(|| async { "x".repeat(10_000) }));
+    layers::apply(routes, &config())
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn problem(&self) -> Problem {
+        assert_eq!(
+            self.headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/problem+json",
+            "an error must be problem+json"
+        );
+        let problem: Problem = serde_json::from_slice(&self.body).unwrap();
+        assert_eq!(problem.status, self.status.as_u16());
+        assert_eq!(problem.kind, format!("urn:labs:problem:{}", problem.code));
+        assert_eq!(
+            problem.request_id.as_deref(),
+            self.headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
+            "the body quotes the request id of the header"
+        );
+        problem
+    }
+}
+
+async fn send(request: Request<Body>) -> Answer {
+    let response = app().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_body_reaches_the_handler() {
+    let answer = send(post_json("/things", r#"{"name":"kite","colour":"red"}"#)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, b"kite Red");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_problem() {
+    let answer = send(post_json("/things", r#"{"name": "kite", "#)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.problem().code, "malformed-body");
+}
+
+#[tokio::test]
+async fn a_wrong_type_is_a_422_problem_naming_the_field() {
+    let answer = send(post_json("/things", r#"{"name": 7, "colour": "red"}"#)).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problem = answer.problem();
+    assert_eq!(problem.code, "invalid-body");
+    assert!(problem.detail.contains("name"), "{}", problem.detail);
+}
+
+#[tokio::test]
+async fn an_unknown_enum_value_is_a_422_problem() {
+    let answer = send(post_json(
+        "/things",
+        r#"{"name": "kite", "colour": "green"}"#,
+    ))
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer.problem().detail.contains("green"));
+}
+
+#[tokio::test]
+async fn a_missing_content_type_is_a_415_problem() {
+    let request = Request::post("/things")
+        .body(Body::from(r#"{"name":"kite","colour":"red"}"#))
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(answer.problem().code, "unsupported-media-type");
+}
+
+fn oversized_body() -> String {
+    let name = "x".repeat(2048);
+    format!(r#"{{"name":"{name}","colour":"red"}}"#)
+}
+
+#[tokio::test]
+async fn an_oversized_body_announced_by_content_length_is_a_413_problem() {
+    let body = oversized_body();
+    let request = Request::post("/things")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.problem().code, "payload-too-large");
+}
+
+#[tokio::test]
+async fn an_oversized_body_without_content_length_is_a_413_problem() {
+    // No Content-Length header: the limit is enforced while the body is read.
+    let answer = send(post_json("/things", &oversized_body())).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.problem().code, "payload-too-large");
+}
+
+#[tokio::test]
+async fn a_bad_path_parameter_is_a_400_problem() {
+    let answer = send(
+        Request::get("/things/not-a-number")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.problem().code, "invalid-path");
+}
+
+#[tokio::test]
+async fn a_bad_query_parameter_is_a_400_problem() {
+    let answer = send(Request::get("/list?limit=-3").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.problem().code, "invalid-query");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_that_keeps_allow() {
+    let answer = send(Request::delete("/things/3").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.problem().code, "method-not-allowed");
+    let allow = answer.headers.get(header::ALLOW).unwrap().to_str().unwrap();
+    assert!(allow.contains("GET"), "{allow}");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let answer = send(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.problem().code, "not-found");
+}
+
+#[tokio::test]
+async fn a_slow_request_is_cut_off_with_a_503_problem() {
+    let started = std::time::Instant::now();
+    let answer = send(Request::get("/slow").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.problem().code, "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the 5 s handler was not cut off"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_without_details() {
+    let answer = send(Request::get("/panic").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let problem = answer.problem();
+    assert_eq!(problem.code, "internal");
+    assert!(
+        !problem.detail.contains("index out of bounds"),
+        "{}",
+        problem.detail
+    );
+}
+
+#[tokio::test]
+async fn a_well_formed_request_id_from_the_proxy_is_kept() {
+    let request = Request::get("/nowhere")
+        .header("x-request-id", "proxy-id-42")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(answer.headers.get("x-request-id").unwrap(), "proxy-id-42");
+    assert_eq!(answer.problem().request_id.as_deref(), Some("proxy-id-42"));
+}
+
+#[tokio::test]
+async fn a_malformed_request_id_is_replaced_by_a_uuid() {
+    let request = Request::get("/things/1")
+        .header("x-request-id", "has spaces and {braces}")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(request).await;
+    let id = answer
+        .headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(uuid_like(id), "{id}");
+}
+
+#[tokio::test]
+async fn every_answer_gets_a_request_id() {
+    let answer = send(Request::get("/things/1").body(Body::empty()).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let id = answer
+        .headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(uuid_like(id), "{id}");
+}
+
+fn uuid_like(id: &str) -> bool {
+    id.len() == 36 && id.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[tokio::test]
+async fn large_answers_are_gzipped_for_clients_that_accept_it() {
+    let request = Request::get("/big")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(
+        answer.headers.get(header::CONTENT_ENCODING).unwrap(),
+        "gzip"
+    );
+    assert!(answer.body.len() < 1000, "{} bytes", answer.body.len());
+}
+
+#[tokio::test]
+async fn a_configured_origin_passes_cors_preflight_with_credentials() {
+    let request = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/things")
+        .header(header::ORIGIN, "https://app.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(request).await;
+    assert!(answer.status.is_success(), "{}", answer.status);
+    assert_eq!(
+        answer
+            .headers
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .unwrap(),
+        "https://app.example.com"
+    );
+    assert_eq!(
+        answer
+            .headers
+            .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            .unwrap(),
+        "true"
+    );
+}
+
+#[tokio::test]
+async fn another_origin_gets_no_cors_headers() {
+    let request = Request::get("/things/1")
+        .header(header::ORIGIN, "https://evil.example.net")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(request).await;
+    assert!(
+        answer
+            .headers
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+}
