@@ -225,7 +225,7 @@ async fn the_served_spec_is_the_published_document(db: PgPool) {
 }
 
 /// The committed snapshot of the document: a change to the API shows in review as a diff of
-/// `docs/openapi.json`. Regenerate with `UPDATE_SNAPSHOTS=1 make test` (or `make openapi`).
+/// `docs/openapi.json`. Regenerate with `make openapi` (or `UPDATE_SNAPSHOTS=1 make test-rust`).
 #[test]
 fn the_openapi_document_matches_its_snapshot() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
@@ -240,7 +240,7 @@ fn the_openapi_document_matches_its_snapshot() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == current,
-        "docs/openapi.json is out of date: run `UPDATE_SNAPSHOTS=1 make test` and review the diff"
+        "docs/openapi.json is out of date: run `make openapi` (or UPDATE_SNAPSHOTS=1 make test-rust) and review the diff"
     );
 }
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Fuzzes the running API from its own OpenAPI document with schemathesis (every check: no 5xx,
+# status codes, content types, headers and bodies as documented, 405 with Allow for
+# undocumented methods, ...). Starts its own `labs serve --role api` on a free port with its
+# own development database, and stops it with SIGTERM, which must exit 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache=${LABS_CI_CACHE:-/var/cache/labs-ci}
+venv="$cache/venv"
+schemathesis_version=4.32.5
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  echo "[fuzz] installing schemathesis $schemathesis_version into $venv"
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==$schemathesis_version"
+fi
+
+cargo build -q -p labs
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+labs="$target_dir/debug/labs"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+database="${admin%/*}/labs_fuzz"
+log=$(mktemp)
+export PGOPTIONS="-c client_min_messages=warning"
+psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)'
+
+LABS_BIND="127.0.0.1:$port" DATABASE_URL="$database" LABS_LOG_FORMAT=json \
+  "$labs" serve --role api >"$log" 2>&1 &
+server=$!
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)' || true
+  rm -f "$log"
+}
+trap cleanup EXIT
+
+for _ in $(seq 100); do
+  "$labs" healthcheck --url "http://127.0.0.1:$port/api/health/ready" >/dev/null && break
+  sleep 0.2
+done
+
+status=0
+"$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \
+  --checks all --max-examples "${FUZZ_EXAMPLES:-200}" --seed "${FUZZ_SEED:-20261128}" \
+  --request-timeout 10 || status=$?
+
+kill -TERM "$server"
+if ! wait "$server"; then
+  echo "[fuzz] the server did not exit 0 after SIGTERM" >&2
+  tail -n 20 "$log" >&2
+  status=1
+fi
+if grep -q '"level":"ERROR"' "$log"; then
+  echo "[fuzz] the server logged errors while fuzzed:" >&2
+  grep '"level":"ERROR"' "$log" | head -n 20 >&2
+  status=1
+fi
+exit "$status"
