@@ -318,6 +318,17 @@ async fn large_answers_are_gzipped_for_clients_that_accept_it() {
 }
 
 #[tokio::test]
+async fn refusing_every_encoding_is_a_406_problem() {
+    let request = Request::get("/big")
+        .header(header::ACCEPT_ENCODING, "identity;q=0")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(request).await;
+    assert_eq!(answer.status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(answer.problem().code, "not-acceptable");
+}
+
+#[tokio::test]
 async fn a_configured_origin_passes_cors_preflight_with_credentials() {
     let request = Request::builder()
         .method(Method::OPTIONS)
