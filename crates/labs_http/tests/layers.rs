@@ -122,6 +122,10 @@ async fn send(request: Request<Body>) -> Answer {
     }
 }
 
+async fn get_answer(uri: &str) -> Answer {
+    send(Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
 fn post_json(uri: &str, body: &str) -> Request<Body> {
     Request::post(uri)
         .header(header::CONTENT_TYPE, "application/json")
@@ -201,19 +205,14 @@ async fn an_oversized_body_without_content_length_is_a_413_problem() {
 
 #[tokio::test]
 async fn a_bad_path_parameter_is_a_400_problem() {
-    let answer = send(
-        Request::get("/things/not-a-number")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let answer = get_answer("/things/not-a-number").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(answer.problem().code, "invalid-path");
 }
 
 #[tokio::test]
 async fn a_bad_query_parameter_is_a_400_problem() {
-    let answer = send(Request::get("/list?limit=-3").body(Body::empty()).unwrap()).await;
+    let answer = get_answer("/list?limit=-3").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(answer.problem().code, "invalid-query");
 }
@@ -229,7 +228,7 @@ async fn a_wrong_method_is_a_405_problem_that_keeps_allow() {
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404_problem() {
-    let answer = send(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    let answer = get_answer("/nowhere").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.problem().code, "not-found");
 }
@@ -237,7 +236,7 @@ async fn an_unknown_route_is_a_404_problem() {
 #[tokio::test]
 async fn a_slow_request_is_cut_off_with_a_503_problem() {
     let started = std::time::Instant::now();
-    let answer = send(Request::get("/slow").body(Body::empty()).unwrap()).await;
+    let answer = get_answer("/slow").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.problem().code, "timeout");
     assert!(
@@ -248,7 +247,7 @@ async fn a_slow_request_is_cut_off_with_a_503_problem() {
 
 #[tokio::test]
 async fn a_panicking_handler_is_a_500_problem_without_details() {
-    let answer = send(Request::get("/panic").body(Body::empty()).unwrap()).await;
+    let answer = get_answer("/panic").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     let problem = answer.problem();
     assert_eq!(problem.code, "internal");
@@ -288,7 +287,7 @@ async fn a_malformed_request_id_is_replaced_by_a_uuid() {
 
 #[tokio::test]
 async fn every_answer_gets_a_request_id() {
-    let answer = send(Request::get("/things/1").body(Body::empty()).unwrap()).await;
+    let answer = get_answer("/things/1").await;
     assert_eq!(answer.status, StatusCode::OK);
     let id = answer
         .headers
