@@ -16,12 +16,12 @@ dev: ## Run every role against the local Postgres and Redis (creates and migrate
 services: ## Make sure the local Postgres and Redis are installed and running
 	scripts/services.sh
 
-test: services ## The whole test suite: Rust tests (unit, integration, real binary), then API fuzzing
-	DATABASE_URL=$(TEST_DATABASE_URL) cargo test --workspace --locked
+test: services ## The whole test suite: Rust tests (unit, integration, real processes, SMTP), then API fuzzing
+	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
 
 test-rust: ## Only the Rust tests
-	DATABASE_URL=$(TEST_DATABASE_URL) cargo test --workspace --locked
+	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 
 fuzz-api: ## Only the schemathesis fuzzing of the API
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh

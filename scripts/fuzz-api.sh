@@ -6,15 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cache=${LABS_CI_CACHE:-/var/cache/labs-ci}
-venv="$cache/venv"
-schemathesis_version=4.32.5
-if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
-  echo "[fuzz] installing schemathesis $schemathesis_version into $venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "schemathesis==$schemathesis_version"
-fi
+venv=$(dirname "$(dirname "$(scripts/python-tools.sh)")")
 
 cargo build -q -p labs
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')

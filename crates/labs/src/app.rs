@@ -28,14 +28,23 @@ impl Roles {
 
     /// Roles this build cannot run yet, in a stable order.
     pub fn not_built(&self) -> Vec<Role> {
-        [Role::Hooks, Role::Worker, Role::Scheduler]
+        [Role::Hooks]
             .into_iter()
             .filter(|role| self.has(*role))
             .collect()
     }
+
+    /// True when some role asked for has something to run in this build.
+    pub fn any_built(&self) -> bool {
+        [Role::Api, Role::Worker, Role::Scheduler]
+            .into_iter()
+            .any(|role| self.has(role))
+    }
 }
 
-/// The whole HTTP application for `roles`, with middleware and root path applied.
+/// The whole HTTP application for `roles`, with middleware and root path applied. Roles
+/// without an API of their own (worker, scheduler) still serve the health endpoints, for
+/// their probes.
 pub fn http_app(roles: &Roles, state: AppState, config: &HttpConfig) -> Router {
     let mut routes: Router<AppState> = Router::new();
     if roles.has(Role::Api) {

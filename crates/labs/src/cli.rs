@@ -5,6 +5,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use labs_db::{PgConfig, RedisConfig};
 use labs_http::HttpConfig;
 use labs_http::telemetry::LogConfig;
+use labs_jobs::JobsConfig;
+use labs_worker::email::MailConfig;
 
 /// labs: a production-grade API server. One binary, several roles.
 #[derive(Debug, Parser)]
@@ -47,6 +49,56 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi(OpenapiArgs),
+    /// Inspect and operate the job queue.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Email operations.
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Print where the jobs are (queued, in flight, scheduled, retrying, dead, in the outbox) as JSON.
+    Stats(QueueArgs),
+    /// Print the most recent dead jobs (failed their last attempt) as JSON.
+    Dead {
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+    /// Put every dead job back on its queue, attempts reset.
+    RetryDead(QueueArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmailCommand {
+    /// Queue a test message to `--to`, sent by a worker like any other email.
+    Test {
+        /// Recipient.
+        #[arg(long)]
+        to: String,
+        /// Who asks (shown in the message).
+        #[arg(long, default_value = "an operator")]
+        requested_by: String,
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+}
+
+/// What a command needs to reach the queue (and the outbox).
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(flatten)]
+    pub redis: RedisConfig,
+
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+
+    #[command(flatten)]
+    pub pg: PgConfig,
 }
 
 /// A part of the service that a process can run.
@@ -92,6 +144,12 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub redis: RedisConfig,
+
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+
+    #[command(flatten)]
+    pub mail: MailConfig,
 }
 
 #[derive(Debug, Args)]

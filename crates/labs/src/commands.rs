@@ -6,8 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use labs_db::pg::{self, DEV_DATABASE_URL};
 use labs_db::redis::{self, DEV_REDIS_URL};
-use labs_db::{PgConfig, PgPool};
+use labs_db::{PgConfig, PgPool, RedisConfig};
 use labs_http::AppState;
+use labs_jobs::jobs::{Email, SendEmail};
+use labs_jobs::{JobQueue, JobsConfig, RuntimeConfig};
+use labs_worker::WorkerContext;
+use labs_worker::email::Mailer;
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -15,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{Roles, http_app};
 use crate::cli::{
-    Cli, Command, Environment, HealthcheckArgs, MigrateArgs, OpenapiArgs, Role, ServeArgs,
+    Cli, Command, EmailCommand, Environment, HealthcheckArgs, JobsCommand, MigrateArgs,
+    OpenapiArgs, Role, ServeArgs,
 };
 use crate::settings::required_secret;
 
@@ -26,6 +31,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         Command::Migrate(args) => migrate(cli.env, &args).await,
         Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Openapi(args) => openapi(&args),
+        Command::Jobs(command) => jobs(cli.env, command).await,
+        Command::Email(command) => email(cli.env, command).await,
     }
 }
 
@@ -38,7 +45,7 @@ async fn serve(
     for role in roles.not_built() {
         tracing::warn!(%role, "this build has no `{role}` role yet: nothing to run for it");
     }
-    if !roles.has(Role::Api) {
+    if !roles.any_built() {
         let asked: Vec<String> = args.roles.iter().map(ToString::to_string).collect();
         anyhow::bail!(
             "none of the roles asked for ({}) has anything to run in this build",
@@ -47,12 +54,7 @@ async fn serve(
     }
 
     let database_url = database_url(env, &args.pg)?;
-    let redis_url = required_secret(
-        env,
-        "REDIS_URL",
-        args.redis.redis_url.as_ref(),
-        DEV_REDIS_URL,
-    )?;
+    let redis_url = redis_url(env, &args.redis)?;
     let migrate_on_start = args.migrate_on_start.unwrap_or(!env.is_production());
     let db = if migrate_on_start {
         migrated_pool(env, &database_url, &args.pg).await?
@@ -62,10 +64,14 @@ async fn serve(
     };
     let redis = redis::connect_lazy(&redis_url, &args.redis)
         .context("REDIS_URL is not a valid Redis URL")?;
+    let queue = job_queue(&redis_url, &args.redis, &args.jobs)?;
+
+    // Each role is a future that runs until the shutdown token is cancelled.
+    let mut roles_running: Vec<(&str, RoleFuture)> = Vec::new();
 
     let state = AppState {
         db: db.clone(),
-        redis,
+        redis: redis.clone(),
         ready_timeout: args.http.ready_timeout,
         root_path: args.http.root_path.clone(),
     };
@@ -73,9 +79,150 @@ async fn serve(
     let listener = TcpListener::bind(args.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
-    labs_http::serve::serve(listener, app, shutdown, args.http.shutdown_timeout).await?;
+    let drain = args.http.shutdown_timeout;
+    let http_shutdown = shutdown.clone();
+    roles_running.push((
+        "http",
+        Box::pin(
+            async move { Ok(labs_http::serve::serve(listener, app, http_shutdown, drain).await?) },
+        ),
+    ));
+
+    if roles.has(Role::Worker) {
+        if env.is_production() && args.mail.smtp_url.is_none() {
+            anyhow::bail!(
+                "LABS_SMTP_URL must be set when LABS_ENV=production (the worker sends email)"
+            );
+        }
+        let mailer = Mailer::new(&args.mail)?;
+        let ctx = WorkerContext::new(db.clone(), queue.clone(), mailer);
+        let config = RuntimeConfig {
+            concurrency: args.jobs.worker_concurrency,
+            drain: args.http.shutdown_timeout,
+        };
+        let worker_shutdown = shutdown.clone();
+        roles_running.push((
+            "worker",
+            Box::pin(async move {
+                labs_worker::run_worker(ctx, config, worker_shutdown).await;
+                Ok(())
+            }),
+        ));
+    }
+
+    if roles.has(Role::Scheduler) {
+        let namespace = args.jobs.jobs_namespace.clone();
+        let (queue, redis, scheduler_shutdown) = (queue.clone(), redis.clone(), shutdown.clone());
+        roles_running.push((
+            "scheduler",
+            Box::pin(async move {
+                labs_worker::scheduler::run(
+                    labs_worker::scheduler::schedule(),
+                    queue,
+                    redis,
+                    &namespace,
+                    scheduler_shutdown,
+                )
+                .await;
+                Ok(())
+            }),
+        ));
+    }
+
+    // A role that fails stops the others: the process exits non-zero and the orchestrator
+    // restarts it, instead of running half of what it was asked to.
+    let outcome = Box::pin(futures_first_error(roles_running, &shutdown)).await;
     db.close().await;
     tracing::info!("stopped");
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+type RoleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Runs every role to completion; the first error cancels the others and is returned.
+async fn futures_first_error(
+    roles: Vec<(&str, RoleFuture)>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut running = tokio::task::JoinSet::new();
+    for (name, role) in roles {
+        let name = name.to_owned();
+        running.spawn(async move {
+            role.await
+                .with_context(|| format!("the {name} role failed"))
+        });
+    }
+    let mut first_error = None;
+    while let Some(done) = running.join_next().await {
+        let result = done.context("a role panicked").and_then(|result| result);
+        if let Err(error) = result {
+            tracing::error!(error = format!("{error:#}"), "stopping every role");
+            shutdown.cancel();
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn redis_url(env: Environment, config: &RedisConfig) -> anyhow::Result<SecretString> {
+    required_secret(env, "REDIS_URL", config.redis_url.as_ref(), DEV_REDIS_URL)
+}
+
+fn job_queue(
+    url: &SecretString,
+    redis: &RedisConfig,
+    jobs: &JobsConfig,
+) -> anyhow::Result<JobQueue> {
+    JobQueue::new(url, jobs, redis.redis_response_timeout)
+        .context("REDIS_URL is not a valid Redis URL for the job queue")
+}
+
+async fn jobs(env: Environment, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        JobsCommand::Stats(args) => {
+            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+            let mut stats = serde_json::to_value(queue.stats().await?)?;
+            let db = pg::connect_lazy(&database_url(env, &args.pg)?, &args.pg)?;
+            stats["outbox"] = labs_db::outbox::pending(&db)
+                .await
+                .context("cannot count the outbox")?
+                .into();
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&stats)?)?;
+        }
+        JobsCommand::Dead { limit, queue: args } => {
+            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+            writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&queue.dead_jobs(limit).await?)?
+            )?;
+        }
+        JobsCommand::RetryDead(args) => {
+            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+            let revived = queue.retry_dead().await?;
+            writeln!(stdout, "{revived} dead jobs put back on their queues")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EmailCommand::Test {
+            to,
+            requested_by,
+            queue: args,
+        } => {
+            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+            let job = SendEmail {
+                to,
+                email: Email::Test { requested_by },
+            };
+            let id = queue.enqueue(job).await?;
+            writeln!(std::io::stdout().lock(), "queued test email as job {id}")?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

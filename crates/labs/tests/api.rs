@@ -238,8 +238,11 @@ fn the_openapi_document_matches_its_snapshot() {
         std::fs::write(path, &current).unwrap();
     }
     let committed = std::fs::read_to_string(path).unwrap_or_default();
+    // Compared as JSON values: key order in examples depends on serde_json's features, which
+    // other dependencies switch on; the document is the same either way.
+    let as_json = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
     assert!(
-        committed == current,
+        as_json(&committed).is_some() && as_json(&committed) == as_json(&current),
         "docs/openapi.json is out of date: run `make openapi` (or UPDATE_SNAPSHOTS=1 make test-rust) and review the diff"
     );
 }

@@ -7,6 +7,7 @@
 //! What deliberately does not: anything about HTTP, and the job queue's own use of Redis
 //! (that belongs to the jobs crate, which gets its connection from here).
 
+pub mod outbox;
 pub mod pg;
 pub mod redis;
 pub mod schema;

@@ -53,3 +53,21 @@ pub fn connect_lazy(
 pub async fn ping(conn: &mut RedisConnection) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<()>(conn).await
 }
+
+/// Sets `key` only if it does not exist yet, expiring after `ttl`. True for the one caller
+/// that set it: a cluster-wide "first one wins" (the scheduler claims each tick with it).
+pub async fn claim_once(
+    conn: &mut RedisConnection,
+    key: &str,
+    ttl: Duration,
+) -> redis::RedisResult<bool> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl.as_millis() as u64)
+        .query_async(conn)
+        .await?;
+    Ok(set.is_some())
+}

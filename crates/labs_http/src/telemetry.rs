@@ -24,7 +24,13 @@ pub enum LogFormat {
 #[command(next_help_heading = "Logging")]
 pub struct LogConfig {
     /// Which events to log, as a `tracing` filter: `info`, `debug`, `info,sqlx=debug`, ...
-    #[arg(long = "log", env = "LABS_LOG", default_value = "info", global = true)]
+    /// The queue library's own per-job lines are at `oxana=info` (ours carry the same facts).
+    #[arg(
+        long = "log",
+        env = "LABS_LOG",
+        default_value = "info,oxana=warn",
+        global = true
+    )]
     pub filter: String,
 
     /// Log line format.

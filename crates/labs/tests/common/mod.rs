@@ -4,11 +4,12 @@
 #![allow(
     dead_code,
     unreachable_pub,
+    unused_imports,
     reason = "each test file uses a different part of the harness"
 )]
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ use labs_db::{PgPool, RedisConfig};
 use labs_http::{AppState, HttpConfig};
 use secrecy::SecretString;
 use serde_json::Value;
+
+pub use labs_testkit::{BlackHole, RedisServer, TempDatabase, free_port, shared_redis_url};
 use tower::ServiceExt;
 
 /// The settings a test server uses: production defaults, short timeouts.
@@ -36,33 +39,6 @@ pub fn http_config() -> HttpConfig {
         shutdown_timeout: Duration::from_secs(5),
         ready_timeout: Duration::from_millis(500),
     }
-}
-
-/// The Redis every test shares (the local one unless `REDIS_URL` says otherwise).
-pub fn shared_redis_url() -> String {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the test harness reads where the test services are"
-    )]
-    std::env::var("REDIS_URL").unwrap_or_else(|_| labs_db::redis::DEV_REDIS_URL.to_owned())
-}
-
-/// The Postgres server tests create their databases on.
-pub fn admin_database_url() -> String {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the test harness reads where the test services are"
-    )]
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// The same server as [`admin_database_url`], another database.
-pub fn database_url_named(name: &str) -> String {
-    let admin = admin_database_url();
-    let without_query = admin.split('?').next().unwrap_or(&admin);
-    let server = &without_query[..without_query.rfind('/').unwrap()];
-    format!("{server}/{name}")
 }
 
 pub fn redis_config() -> RedisConfig {
@@ -140,128 +116,6 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
 
 pub async fn get(app: &Router, uri: &str) -> Answer {
     send(app, Request::get(uri).body(Body::empty()).unwrap()).await
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A throwaway `redis-server` on a free port, for tests that stop and restart Redis without
-/// touching the shared one.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server at once, as a crash or a network cut would.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and waits until it accepts connections.
-    pub fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (see .ci/run)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A TCP server that accepts connections and never answers: a dependency that hangs.
-pub struct BlackHole {
-    pub port: u16,
-}
-
-impl BlackHole {
-    pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming().flatten() {
-                held.push(stream);
-            }
-        });
-        Self { port }
-    }
-}
-
-/// A database created for one test and dropped (forcibly) when the test ends.
-pub struct TempDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TempDatabase {
-    /// A unique name; the database itself is created by whoever connects first (in
-    /// development, `labs` creates it).
-    pub fn new(purpose: &str) -> Self {
-        let unique = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("labs_test_{purpose}_{}_{unique}", std::process::id());
-        let url = database_url_named(&name);
-        Self { name, url }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::migrate::MigrateDatabase;
-                let _ = sqlx::Postgres::force_drop_database(&url).await;
-            });
-        })
-        .join();
-    }
 }
 
 /// The real `labs` binary, running as a child process with JSON logs captured.

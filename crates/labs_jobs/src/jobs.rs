@@ -1,0 +1,47 @@
+//! The job payloads of the application. Their handlers live in the worker crate; the payloads
+//! live here so that any crate can enqueue them without depending on the worker.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::Job;
+
+/// Sends one email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendEmail {
+    /// The recipient's address.
+    pub to: String,
+    /// Which message, with its few parameters.
+    pub email: Email,
+}
+
+/// The emails the application sends: a template name and the parameters it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "template", rename_all = "snake_case")]
+pub enum Email {
+    /// Proves that outgoing mail works end to end (`labs email test`).
+    Test {
+        /// Who asked for it (shown in the message), e.g. the operator's name.
+        requested_by: String,
+    },
+}
+
+impl Job for SendEmail {
+    const NAME: &'static str = "send_email";
+    // Its own queue: a slow mail server must not hold up other jobs.
+    const QUEUE: &'static str = "email";
+    // About 17 hours of retries (2 s doubling to the 1 h cap): outlives a mail-provider outage.
+    const MAX_ATTEMPTS: u32 = 20;
+    const BASE_BACKOFF: Duration = Duration::from_secs(2);
+}
+
+/// Moves jobs from the Postgres outbox to the queue (a periodic job, every second).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayOutbox {}
+
+impl Job for RelayOutbox {
+    const NAME: &'static str = "relay_outbox";
+    // The next tick is a second away: retrying an old tick would only pile up.
+    const MAX_ATTEMPTS: u32 = 1;
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+mod job;
+pub mod jobs;
+mod queue;
+mod registry;
+mod relay;
+mod runtime;
+
+pub use job::{Handler, Job, JobError, backoff};
+pub use queue::{DeadJob, JobQueue, JobsConfig, JobsError, QueueDepth, QueueStats};
+pub use registry::Registry;
+pub use relay::{Relay, RelayError};
+pub use runtime::{Runtime, RuntimeConfig, supervise};

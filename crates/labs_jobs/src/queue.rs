@@ -1,0 +1,239 @@
+//! The enqueue side: `JobQueue` puts jobs on the Redis queue and reads its state.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::job::Job;
+
+/// Settings of the job queue, shared by every role that enqueues or runs jobs.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Jobs")]
+pub struct JobsConfig {
+    /// Prefix of every Redis key the queue uses, so that several deployments (or tests) can
+    /// share one Redis.
+    #[arg(long, env = "LABS_JOBS_NAMESPACE", default_value = "labs")]
+    pub jobs_namespace: String,
+
+    /// Jobs one worker process runs at the same time, per queue.
+    #[arg(long, env = "LABS_WORKER_CONCURRENCY", default_value_t = 16)]
+    pub worker_concurrency: usize,
+
+    /// Dead jobs kept for inspection and `labs jobs retry-dead`; beyond it the oldest are
+    /// dropped (Redis must not grow without bound).
+    #[arg(long, env = "LABS_DEAD_JOB_LIMIT", default_value_t = 10_000)]
+    pub dead_job_limit: usize,
+}
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    /// Redis did not answer, or refused the operation.
+    #[error("job queue unavailable: {0}")]
+    Unavailable(#[from] oxana::OxanaError),
+    /// A payload did not serialise (a bug in the job type).
+    #[error("job payload could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A time outside what the queue can represent.
+    #[error("invalid run time: {0}")]
+    InvalidTime(String),
+}
+
+/// The payload as oxana stores it: our job, under our stable name.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Payload<J>(pub(crate) J);
+
+impl<J: Job> oxana::Job for Payload<J> {
+    fn name() -> &'static str {
+        J::NAME
+    }
+}
+
+/// A queue key known at run time (oxana's `Queue` is usually a type per queue).
+pub(crate) struct NamedQueue(pub(crate) String);
+
+impl oxana::Queue for NamedQueue {
+    fn key(&self) -> String {
+        self.0.clone()
+    }
+
+    fn to_config() -> oxana::QueueConfig {
+        oxana::QueueConfig::as_static("default")
+    }
+
+    fn config(&self) -> oxana::QueueConfig {
+        oxana::QueueConfig::as_static(self.0.clone())
+    }
+}
+
+/// A handle on the queue: cheap to clone, connects lazily (a Redis outage makes enqueueing
+/// fail, never the process).
+#[derive(Clone)]
+pub struct JobQueue {
+    storage: oxana::Storage,
+}
+
+impl std::fmt::Debug for JobQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobQueue")
+            .field("namespace", &self.storage.namespace())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobQueue {
+    /// A queue on the Redis at `url`. Does not connect yet.
+    pub fn new(
+        url: &SecretString,
+        config: &JobsConfig,
+        response_timeout: Duration,
+    ) -> Result<Self, JobsError> {
+        let storage = oxana::Storage::builder()
+            .namespace(config.jobs_namespace.clone())
+            .dead_job_limit(NonZeroUsize::new(config.dead_job_limit))
+            .redis_response_timeout(response_timeout)
+            .build_from_redis_url(url.expose_secret())?;
+        Ok(Self { storage })
+    }
+
+    pub(crate) fn storage(&self) -> &oxana::Storage {
+        &self.storage
+    }
+
+    /// Queues `job` to run as soon as a worker is free. Returns its id.
+    pub async fn enqueue<J: Job>(&self, job: J) -> Result<String, JobsError> {
+        Ok(self
+            .storage
+            .enqueue(NamedQueue(J::QUEUE.to_owned()), Payload(job))
+            .await?)
+    }
+
+    /// Queues `job` to run after `delay` (whole seconds; shorter delays round up).
+    pub async fn enqueue_in<J: Job>(&self, job: J, delay: Duration) -> Result<String, JobsError> {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        Ok(self
+            .storage
+            .enqueue_in(NamedQueue(J::QUEUE.to_owned()), Payload(job), seconds)
+            .await?)
+    }
+
+    /// Queues `job` to run at `at` (at once if `at` is past).
+    pub async fn enqueue_at<J: Job>(
+        &self,
+        job: J,
+        at: OffsetDateTime,
+    ) -> Result<String, JobsError> {
+        let at = to_chrono(at)?;
+        Ok(self
+            .storage
+            .enqueue_at(NamedQueue(J::QUEUE.to_owned()), Payload(job), at)
+            .await?)
+    }
+
+    /// How many jobs are where, right now.
+    pub async fn stats(&self) -> Result<QueueStats, JobsError> {
+        let stats = self.storage.stats().await?;
+        Ok(QueueStats {
+            queued: stats.global.enqueued,
+            in_flight: stats.processing.len(),
+            scheduled: stats.global.scheduled,
+            retrying: stats.global.retries,
+            dead: stats.global.dead,
+            processed: stats.global.processed,
+            failed: stats.global.failed,
+            workers: stats.processes.len(),
+            queues: stats
+                .queues
+                .into_iter()
+                .map(|queue| QueueDepth {
+                    name: queue.key,
+                    queued: queue.enqueued,
+                    latency_seconds: queue.latency_s,
+                })
+                .collect(),
+        })
+    }
+
+    /// The most recent dead jobs, newest first.
+    pub async fn dead_jobs(&self, limit: usize) -> Result<Vec<DeadJob>, JobsError> {
+        let options = oxana::QueueListOpts {
+            count: limit,
+            offset: 0,
+        };
+        let dead = self.storage.list_dead(&options).await?;
+        Ok(dead
+            .into_iter()
+            .map(|envelope| DeadJob {
+                id: envelope.id,
+                name: envelope.job.name,
+                queue: envelope.queue,
+                attempts: envelope.meta.retries + 1,
+                error: envelope.meta.error,
+                args: envelope.job.args,
+            })
+            .collect())
+    }
+
+    /// Puts every dead job back on its queue, attempts reset. Returns how many.
+    pub async fn retry_dead(&self) -> Result<usize, JobsError> {
+        Ok(self.storage.revive_all_dead().await?)
+    }
+}
+
+fn to_chrono(at: OffsetDateTime) -> Result<chrono::DateTime<chrono::Utc>, JobsError> {
+    let micros = i64::try_from(at.unix_timestamp_nanos() / 1000)
+        .map_err(|e| JobsError::InvalidTime(e.to_string()))?;
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| JobsError::InvalidTime(at.to_string()))
+}
+
+/// Where the jobs are.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Waiting for a worker, all queues together.
+    pub queued: usize,
+    /// Being run by a worker right now.
+    pub in_flight: usize,
+    /// Waiting for their run time.
+    pub scheduled: usize,
+    /// Failed, waiting for their next attempt.
+    pub retrying: usize,
+    /// Failed their last attempt; see `labs jobs dead`, re-drive with `labs jobs retry-dead`.
+    pub dead: usize,
+    /// Runs finished since the queue was created.
+    pub processed: i64,
+    /// Runs that failed since the queue was created.
+    pub failed: i64,
+    /// Worker processes alive.
+    pub workers: usize,
+    /// Per queue.
+    pub queues: Vec<QueueDepth>,
+}
+
+/// One queue's depth.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueDepth {
+    pub name: String,
+    pub queued: usize,
+    /// How long the oldest waiting job has waited.
+    pub latency_seconds: f64,
+}
+
+/// A job that failed its last attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadJob {
+    pub id: String,
+    pub name: String,
+    pub queue: String,
+    pub attempts: u32,
+    /// The last error.
+    pub error: Option<String>,
+    pub args: serde_json::Value,
+}

@@ -1,0 +1,215 @@
+//! Test support shared by the integration tests of several crates: where the test services
+//! are, throwaway `redis-server`s (to stop and restart without touching the shared one),
+//! databases created and dropped per test, a TCP server that never answers, free ports.
+//!
+//! Only ever a dev-dependency.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test harness reads where the test services are"
+)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Redis every test shares (the local one unless `REDIS_URL` says otherwise).
+pub fn shared_redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The Postgres server tests create their databases on (`DATABASE_URL`, as `#[sqlx::test]`).
+pub fn admin_database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The same server as [`admin_database_url`], another database.
+pub fn database_url_named(name: &str) -> String {
+    let admin = admin_database_url();
+    let without_query = admin.split('?').next().unwrap_or(&admin);
+    let server = &without_query[..without_query
+        .rfind('/')
+        .expect("DATABASE_URL has a database name")];
+    format!("{server}/{name}")
+}
+
+/// A name no other test (or test run) uses: for databases, Redis key namespaces, ...
+pub fn unique_name(purpose: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("labs_test_{purpose}_{}_{nanos}", std::process::id())
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A throwaway `redis-server` on a free port.
+///
+/// With [`RedisServer::durable`] it keeps its data in an append-only file that is written on
+/// every command, so that a stop and restart keeps the queue, as a production Redis with
+/// persistence does.
+#[derive(Debug)]
+pub struct RedisServer {
+    pub port: u16,
+    dir: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// In memory only: a stop loses everything.
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: None,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// With an append-only file, fsynced on every write.
+    pub fn durable() -> Self {
+        let dir = std::env::temp_dir().join(unique_name("redis"));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let mut server = Self {
+            port: free_port(),
+            dir: Some(dir),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash or a network cut would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (and data) and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut command = Command::new("redis-server");
+        command
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null());
+        match &self.dir {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        self.child = Some(
+            command
+                .spawn()
+                .expect("redis-server must be installed (make services)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answers_ping(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut reply = [0_u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A TCP server that accepts connections and never answers: a dependency that hangs.
+#[derive(Debug)]
+pub struct BlackHole {
+    pub port: u16,
+}
+
+impl BlackHole {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("a bound port").port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Self { port }
+    }
+}
+
+/// A database name for one test, dropped (forcibly) when the test ends. The database itself
+/// is created by whoever connects first (in development, `labs` creates it).
+#[derive(Debug)]
+pub struct TempDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TempDatabase {
+    pub fn new(purpose: &str) -> Self {
+        let name = unique_name(purpose);
+        let url = database_url_named(&name);
+        Self { name, url }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                use sqlx::migrate::MigrateDatabase;
+                let _ = sqlx::Postgres::force_drop_database(&url).await;
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,122 @@
+//! Email: the SMTP transport (or the log, in development), the templates, and the
+//! `send_email` job's handler.
+
+mod templates;
+
+use std::time::Duration;
+
+use labs_jobs::jobs::SendEmail;
+use labs_jobs::{Handler, JobError};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::WorkerContext;
+
+/// How the worker sends email.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Email")]
+pub struct MailConfig {
+    /// SMTP server URL, with the TLS mode in it: `smtps://user:pass@host:465` (TLS from the
+    /// first byte), `smtp://user:pass@host:587?tls=required` (STARTTLS, refused without it),
+    /// `smtp://host:25` (plain, for a local relay only). Not set in development: messages are
+    /// written to the log instead of sent. Required in production.
+    #[arg(long, env = "LABS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// The sender of every message.
+    #[arg(
+        long,
+        env = "LABS_MAIL_FROM",
+        default_value = "labs <noreply@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Deadline of each SMTP command.
+    #[arg(long, env = "LABS_SMTP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub smtp_timeout: Duration,
+}
+
+/// Why the mail settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum MailConfigError {
+    #[error("LABS_MAIL_FROM is not a valid mailbox ({0})")]
+    From(lettre::address::AddressError),
+    #[error("LABS_SMTP_URL is not a valid SMTP URL ({0})")]
+    Url(lettre::transport::smtp::Error),
+}
+
+/// Sends messages: through SMTP, or into the log in development.
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("smtp", &self.transport.is_some())
+            .finish()
+    }
+}
+
+impl Mailer {
+    /// A mailer for `config`; without an SMTP URL, one that logs messages.
+    pub fn new(config: &MailConfig) -> Result<Self, MailConfigError> {
+        let from: Mailbox = config.mail_from.parse().map_err(MailConfigError::From)?;
+        let transport = match &config.smtp_url {
+            None => None,
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(MailConfigError::Url)?
+                    .timeout(Some(config.smtp_timeout))
+                    .build(),
+            ),
+        };
+        Ok(Self { from, transport })
+    }
+
+    /// Renders and sends one email.
+    pub async fn send(&self, to: &str, email: &labs_jobs::jobs::Email) -> Result<(), JobError> {
+        let to: Mailbox = to.parse()?;
+        let rendered = templates::render(email)?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to.clone())
+            .subject(&rendered.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text.clone(),
+                rendered.html,
+            ))?;
+        match &self.transport {
+            Some(transport) => {
+                transport.send(message).await?;
+                tracing::info!(
+                    email.template = rendered.template,
+                    email.domain = to.email.domain(),
+                    "email sent"
+                );
+            }
+            // Development only: the whole message, so that a developer can follow its links.
+            None => tracing::info!(
+                email.template = rendered.template,
+                email.to = %to,
+                email.subject = rendered.subject,
+                email.text = rendered.text,
+                "email not sent (no LABS_SMTP_URL): logged instead"
+            ),
+        }
+        Ok(())
+    }
+}
+
+impl Handler<WorkerContext> for SendEmail {
+    /// Idempotence: SMTP cannot take a message back, so a worker that crashes after the server
+    /// accepted the message and before the job was acknowledged sends it twice. That is the
+    /// at-least-once trade-off for email; the messages we send are safe to receive twice.
+    async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
+        ctx.mailer.send(&self.to, &self.email).await
+    }
+}

@@ -1,0 +1,72 @@
+//! What the worker and scheduler roles run: the handler of every job type, and the schedule
+//! of periodic jobs.
+//!
+//! [`jobs`] is the one list of job types. It is applied to the worker runtime (to run them)
+//! and to the outbox relay (to decode them), so a job type cannot be runnable but not
+//! relayable, or the reverse.
+//!
+//! Not here: the payload types and the queue (labs_jobs), SQL (labs_db).
+
+pub mod email;
+pub mod outbox;
+pub mod scheduler;
+
+use std::sync::Arc;
+
+use labs_db::PgPool;
+use labs_jobs::jobs::{RelayOutbox, SendEmail};
+use labs_jobs::{JobQueue, Registry, Relay};
+
+use crate::email::Mailer;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub db: PgPool,
+    pub queue: JobQueue,
+    pub mailer: Mailer,
+    pub relay: Arc<Relay>,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerContext {
+    pub fn new(db: PgPool, queue: JobQueue, mailer: Mailer) -> Self {
+        Self {
+            db,
+            queue,
+            mailer,
+            relay: Arc::new(jobs(Relay::default())),
+        }
+    }
+}
+
+/// Every job type the application runs, in one list.
+pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
+    registry
+        // Emails, through SMTP (or the log in development).
+        .job::<SendEmail>()
+        // The Postgres outbox, moved to the queue every second.
+        .job::<RelayOutbox>()
+}
+
+/// Runs the worker role until `shutdown`: every job type of [`jobs`], restarted after an
+/// error (see [`labs_jobs::supervise`]).
+pub async fn run_worker(
+    ctx: WorkerContext,
+    config: labs_jobs::RuntimeConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    // Boxed: the supervised runtime's future is kilobytes large.
+    Box::pin(labs_jobs::supervise(
+        || jobs(labs_jobs::Runtime::new(&ctx.queue, ctx.clone(), config)),
+        shutdown,
+    ))
+    .await;
+}

@@ -1,0 +1,309 @@
+//! End-to-end flows of the worker crate against the real Redis, Postgres and a real SMTP
+//! server (aiosmtpd): the scheduler's once-per-tick guarantee, and a job written to the
+//! outbox while Redis is down, relayed when Redis is back, and delivered as an email.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use labs_db::RedisConfig;
+use labs_jobs::jobs::{Email, RelayOutbox, SendEmail};
+use labs_jobs::{Handler, Job, JobQueue, JobsConfig, RuntimeConfig};
+use labs_testkit::{RedisServer, free_port, shared_redis_url, unique_name};
+use labs_worker::WorkerContext;
+use labs_worker::email::{MailConfig, Mailer};
+use labs_worker::scheduler::{self, Periodic};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+fn queue_on(redis_url: &str, namespace: &str) -> JobQueue {
+    let config = JobsConfig {
+        jobs_namespace: namespace.to_owned(),
+        worker_concurrency: 4,
+        dead_job_limit: 100,
+    };
+    JobQueue::new(
+        &SecretString::from(redis_url),
+        &config,
+        Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
+fn redis_connection(url: &str) -> labs_db::RedisConnection {
+    let config = RedisConfig {
+        redis_url: None,
+        redis_response_timeout: Duration::from_secs(2),
+        redis_connect_timeout: Duration::from_secs(1),
+    };
+    labs_db::redis::connect_lazy(&SecretString::from(url), &config).unwrap()
+}
+
+/// A periodic job that nothing consumes, so that the queue counts how often it fired.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Tick {}
+
+impl Job for Tick {
+    const NAME: &'static str = "test_tick";
+    const QUEUE: &'static str = "ticks";
+}
+
+#[tokio::test]
+async fn two_schedulers_fire_each_tick_once() {
+    let namespace = unique_name("scheduler");
+    let queue = queue_on(&shared_redis_url(), &namespace);
+    let stop = CancellationToken::new();
+    let mut schedulers = Vec::new();
+    for _ in 0..2 {
+        let (queue, redis, namespace, stop) = (
+            queue.clone(),
+            redis_connection(&shared_redis_url()),
+            namespace.clone(),
+            stop.clone(),
+        );
+        schedulers.push(tokio::spawn(async move {
+            scheduler::run(
+                vec![Periodic::every::<Tick>("* * * * * *")],
+                queue,
+                redis,
+                &namespace,
+                stop,
+            )
+            .await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    stop.cancel();
+    for scheduler in schedulers {
+        scheduler.await.unwrap();
+    }
+
+    let mut redis = redis_connection(&shared_redis_url());
+    let claimed: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:scheduler:test_tick:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(claimed.len() >= 2, "ticks in 3.5 s: {claimed:?}");
+    let queued = queue.stats().await.unwrap().queued;
+    assert_eq!(
+        queued,
+        claimed.len(),
+        "one job per tick, though two schedulers ran"
+    );
+}
+
+/// A real SMTP server (aiosmtpd) that stores what it receives in a maildir.
+struct SmtpServer {
+    port: u16,
+    maildir: PathBuf,
+    child: Child,
+}
+
+impl SmtpServer {
+    fn start() -> Self {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the test harness reads where the test tools are"
+        )]
+        let python = std::env::var("LABS_TEST_PYTHON")
+            .unwrap_or_else(|_| "/var/cache/labs-ci/venv/bin/python".to_owned());
+        let port = free_port();
+        let maildir = std::env::temp_dir().join(unique_name("maildir"));
+        let child = Command::new(&python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start aiosmtpd with {python} ({e}); `make test` installs it")
+            });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start (is it installed in {python}?)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            port,
+            maildir,
+            child,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        read_dir_files(&self.maildir.join("new"))
+    }
+}
+
+fn read_dir_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn an_outbox_job_written_while_redis_is_down_is_emailed_once_redis_is_back(db: PgPool) {
+    let smtp = SmtpServer::start();
+    let mut redis = RedisServer::durable();
+    let namespace = unique_name("outbox");
+    let mailer = Mailer::new(&MailConfig {
+        smtp_url: Some(SecretString::from(format!(
+            "smtp://127.0.0.1:{}",
+            smtp.port
+        ))),
+        mail_from: "labs <noreply@labs.test>".to_owned(),
+        smtp_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let ctx = WorkerContext::new(db.clone(), queue_on(&redis.url(), &namespace), mailer);
+    sqlx::query("CREATE TABLE signups (email text PRIMARY KEY)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let job = serde_json::to_value(SendEmail {
+        to: "new.user@example.com".to_owned(),
+        email: Email::Test {
+            requested_by: "the outbox test".to_owned(),
+        },
+    })
+    .unwrap();
+
+    // Redis is down when the business change commits with its job.
+    redis.stop();
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO signups (email) VALUES ('new.user@example.com')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    labs_db::outbox::insert(&mut *tx, SendEmail::NAME, &job, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // A change that rolls back takes its job with it.
+    let mut rolled_back = db.begin().await.unwrap();
+    labs_db::outbox::insert(&mut *rolled_back, SendEmail::NAME, &job, None)
+        .await
+        .unwrap();
+    rolled_back.rollback().await.unwrap();
+
+    RelayOutbox::default().handle(&ctx).await.unwrap();
+    assert_eq!(
+        labs_db::outbox::pending(&db).await.unwrap(),
+        1,
+        "kept while Redis is down"
+    );
+
+    redis.restart();
+    RelayOutbox::default().handle(&ctx).await.unwrap();
+    assert_eq!(
+        labs_db::outbox::pending(&db).await.unwrap(),
+        0,
+        "relayed once Redis is back"
+    );
+    assert_eq!(ctx.queue.stats().await.unwrap().queued, 1);
+
+    let stop = CancellationToken::new();
+    let config = RuntimeConfig {
+        concurrency: 2,
+        drain: Duration::from_secs(5),
+    };
+    let worker = tokio::spawn(labs_worker::run_worker(ctx.clone(), config, stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while smtp.messages().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no email arrived at the SMTP server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap();
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "exactly the committed change's email");
+    let message = &messages[0];
+    assert!(message.contains("To: new.user@example.com"), "{message}");
+    assert!(
+        message.contains("From: labs <noreply@labs.test>"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Subject: labs: outgoing mail works"),
+        "{message}"
+    );
+    assert!(message.contains("Content-Type: text/plain"), "{message}");
+    assert!(message.contains("Content-Type: text/html"), "{message}");
+    assert!(message.contains("the outbox test"), "{message}");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn an_outbox_row_that_fits_no_job_type_is_kept_aside_not_lost(db: PgPool) {
+    let ctx = WorkerContext::new(
+        db.clone(),
+        queue_on(&shared_redis_url(), &unique_name("poison")),
+        Mailer::new(&MailConfig {
+            smtp_url: None,
+            mail_from: "labs <noreply@labs.test>".to_owned(),
+            smtp_timeout: Duration::from_secs(5),
+        })
+        .unwrap(),
+    );
+    labs_db::outbox::insert(&db, "no_such_job", &serde_json::json!({}), None)
+        .await
+        .unwrap();
+    let bad_payload = serde_json::json!({"to": 42});
+    labs_db::outbox::insert(&db, SendEmail::NAME, &bad_payload, None)
+        .await
+        .unwrap();
+
+    RelayOutbox::default().handle(&ctx).await.unwrap();
+
+    let errors: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT last_error FROM job_outbox ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(errors.len(), 2, "nothing deleted");
+    assert!(
+        errors[0]
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no_such_job"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1]
+            .as_deref()
+            .unwrap_or_default()
+            .contains("does not fit"),
+        "{errors:?}"
+    );
+    assert_eq!(ctx.queue.stats().await.unwrap().queued, 0);
+}
