@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BlackHole, Labs, TempDatabase, run_labs};
+use common::{BlackHole, Labs, SmtpServer, TempDatabase, run_labs, shared_redis_url, unique_name};
 use serde_json::Value;
 
 fn client() -> reqwest::Client {
@@ -217,4 +217,102 @@ fn help_documents_every_setting_with_its_variable() {
             "{variable} missing from `labs serve --help`"
         );
     }
+}
+
+#[tokio::test]
+async fn a_test_email_queued_from_the_cli_is_delivered_by_a_worker_process() {
+    let smtp = SmtpServer::start();
+    let database = TempDatabase::new("email");
+    let namespace = unique_name("email");
+    let labs = Labs::serve(&[
+        ("LABS_ROLES", "worker,scheduler"),
+        ("DATABASE_URL", &database.url),
+        ("LABS_JOBS_NAMESPACE", &namespace),
+        ("LABS_SMTP_URL", &smtp.url()),
+        ("LABS_MAIL_FROM", "Labs Ops <ops@labs.test>"),
+    ]);
+
+    // A worker-only process still answers its probes, and serves no API.
+    let ready = client()
+        .get(labs.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let api = client()
+        .get(labs.url("/api/ext/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("LABS_JOBS_NAMESPACE", namespace.as_str()),
+        ("REDIS_URL", &shared_redis_url()),
+    ];
+    let (status, stdout, stderr) = run_labs(
+        &[
+            "email",
+            "test",
+            "--to",
+            "ops@example.com",
+            "--requested-by",
+            "the CLI test",
+        ],
+        &env,
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("queued test email"), "{stdout}");
+
+    let messages =
+        tokio::task::spawn_blocking(move || smtp.wait_for_messages(1, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(
+        messages[0].contains("To: ops@example.com"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains(r#"From: "Labs Ops" <ops@labs.test>"#),
+        "{}",
+        messages[0]
+    );
+    assert!(messages[0].contains("the CLI test"), "{}", messages[0]);
+
+    let (status, stdout, stderr) = run_labs(&["jobs", "stats"], &env);
+    assert!(status.success(), "{stderr}");
+    let stats: Value = serde_json::from_str(&stdout).unwrap();
+    for field in [
+        "queued",
+        "inFlight",
+        "scheduled",
+        "retrying",
+        "dead",
+        "outbox",
+        "workers",
+    ] {
+        assert!(stats.get(field).is_some(), "{field} missing: {stats}");
+    }
+    assert_eq!(stats["dead"], 0);
+    assert_eq!(stats["workers"], 1, "{stats}");
+
+    let (status, stdout, _) = run_labs(&["jobs", "retry-dead"], &env);
+    assert!(status.success());
+    assert!(stdout.contains("0 dead jobs put back"), "{stdout}");
+}
+
+#[test]
+fn a_production_worker_refuses_to_start_without_smtp() {
+    let (status, _, stderr) = run_labs(
+        &["serve", "--role", "worker"],
+        &[
+            ("LABS_ENV", "production"),
+            ("DATABASE_URL", "postgres://app:secret@db.internal/app"),
+            ("REDIS_URL", "redis://cache.internal:6379"),
+        ],
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("LABS_SMTP_URL must be set"), "{stderr}");
 }

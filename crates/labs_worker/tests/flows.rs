@@ -2,14 +2,12 @@
 //! server (aiosmtpd): the scheduler's once-per-tick guarantee, and a job written to the
 //! outbox while Redis is down, relayed when Redis is back, and delivered as an email.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use labs_db::RedisConfig;
 use labs_jobs::jobs::{Email, RelayOutbox, SendEmail};
 use labs_jobs::{Handler, Job, JobQueue, JobsConfig, RuntimeConfig};
-use labs_testkit::{RedisServer, free_port, shared_redis_url, unique_name};
+use labs_testkit::{RedisServer, SmtpServer, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use labs_worker::email::{MailConfig, Mailer};
 use labs_worker::scheduler::{self, Periodic};
@@ -93,79 +91,6 @@ async fn two_schedulers_fire_each_tick_once() {
         claimed.len(),
         "one job per tick, though two schedulers ran"
     );
-}
-
-/// A real SMTP server (aiosmtpd) that stores what it receives in a maildir.
-struct SmtpServer {
-    port: u16,
-    maildir: PathBuf,
-    child: Child,
-}
-
-impl SmtpServer {
-    fn start() -> Self {
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "the test harness reads where the test tools are"
-        )]
-        let python = std::env::var("LABS_TEST_PYTHON")
-            .unwrap_or_else(|_| "/var/cache/labs-ci/venv/bin/python".to_owned());
-        let port = free_port();
-        let maildir = std::env::temp_dir().join(unique_name("maildir"));
-        let child = Command::new(&python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start aiosmtpd with {python} ({e}); `make test` installs it")
-            });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start (is it installed in {python}?)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            port,
-            maildir,
-            child,
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        read_dir_files(&self.maildir.join("new"))
-    }
-}
-
-fn read_dir_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]

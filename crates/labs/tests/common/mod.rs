@@ -25,7 +25,9 @@ use labs_http::{AppState, HttpConfig};
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use labs_testkit::{BlackHole, RedisServer, TempDatabase, free_port, shared_redis_url};
+pub use labs_testkit::{
+    BlackHole, RedisServer, SmtpServer, TempDatabase, free_port, shared_redis_url, unique_name,
+};
 use tower::ServiceExt;
 
 /// The settings a test server uses: production defaults, short timeouts.
