@@ -211,6 +211,12 @@ fn help_documents_every_setting_with_its_variable() {
         "REDIS_URL",
         "LABS_REDIS_RESPONSE_TIMEOUT",
         "LABS_REDIS_CONNECT_TIMEOUT",
+        "LABS_JOBS_NAMESPACE",
+        "LABS_WORKER_CONCURRENCY",
+        "LABS_DEAD_JOB_LIMIT",
+        "LABS_SMTP_URL",
+        "LABS_MAIL_FROM",
+        "LABS_SMTP_TIMEOUT",
     ] {
         assert!(
             stdout.contains(variable),

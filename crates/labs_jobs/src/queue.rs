@@ -112,6 +112,14 @@ impl JobQueue {
             .await?)
     }
 
+    /// Queues many jobs of one type at once (one round trip per batch, not per job).
+    pub async fn enqueue_many<J: Job>(&self, jobs: Vec<J>) -> Result<usize, JobsError> {
+        let payloads: Vec<Payload<J>> = jobs.into_iter().map(Payload).collect();
+        let count = payloads.len();
+        self.storage.enqueue_list(NamedQueue(J::QUEUE.to_owned()), payloads).await?;
+        Ok(count)
+    }
+
     /// Queues `job` to run after `delay` (whole seconds; shorter delays round up).
     pub async fn enqueue_in<J: Job>(&self, job: J, delay: Duration) -> Result<String, JobsError> {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
