@@ -64,14 +64,21 @@ fn queue(redis_url: &str, namespace: &str, concurrency: usize) -> anyhow::Result
         worker_concurrency: concurrency,
         dead_job_limit: 1000,
     };
-    Ok(JobQueue::new(&SecretString::from(redis_url), &config, Duration::from_secs(5))?)
+    Ok(JobQueue::new(
+        &SecretString::from(redis_url),
+        &config,
+        Duration::from_secs(5),
+    )?)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Mode::Worker { namespace, concurrency } => {
+        Mode::Worker {
+            namespace,
+            concurrency,
+        } => {
             let queue = queue(&cli.redis_url, &namespace, concurrency)?;
             let shutdown = CancellationToken::new();
             let stop = shutdown.clone();
@@ -79,16 +86,33 @@ async fn main() -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
                 stop.cancel();
             });
-            let config = RuntimeConfig { concurrency, drain: Duration::from_secs(5) };
-            Runtime::new(&queue, (), config).job::<Noop>().run(shutdown).await?;
+            let config = RuntimeConfig {
+                concurrency,
+                drain: Duration::from_secs(5),
+            };
+            Runtime::new(&queue, (), config)
+                .job::<Noop>()
+                .run(shutdown)
+                .await?;
         }
-        Mode::Run { jobs, workers, concurrency } => {
-            let namespace = format!("bench_{}_{}", std::process::id(), Instant::now().elapsed().as_nanos());
+        Mode::Run {
+            jobs,
+            workers,
+            concurrency,
+        } => {
+            let started_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+            let namespace = format!("bench_{}_{}", std::process::id(), started_at.as_nanos());
             let queue = queue(&cli.redis_url, &namespace, concurrency)?;
             let mut children: Vec<Child> = (0..workers)
                 .map(|_| {
                     Command::new(std::env::current_exe()?)
-                        .args(["--redis-url", &cli.redis_url, "worker", "--namespace", &namespace])
+                        .args([
+                            "--redis-url",
+                            &cli.redis_url,
+                            "worker",
+                            "--namespace",
+                            &namespace,
+                        ])
                         .args(["--concurrency", &concurrency.to_string()])
                         .stdout(Stdio::null())
                         .spawn()
@@ -101,7 +125,9 @@ async fn main() -> anyhow::Result<()> {
 
             let started = Instant::now();
             for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
-                queue.enqueue_many(chunk.iter().map(|&n| Noop { n }).collect()).await?;
+                queue
+                    .enqueue_many(chunk.iter().map(|&n| Noop { n }).collect())
+                    .await?;
             }
             let enqueued = started.elapsed();
             loop {
@@ -119,7 +145,9 @@ async fn main() -> anyhow::Result<()> {
                 jobs as f64 / total.as_secs_f64()
             );
             for child in &mut children {
-                let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
                 let _ = child.wait();
             }
         }

@@ -116,7 +116,9 @@ impl JobQueue {
     pub async fn enqueue_many<J: Job>(&self, jobs: Vec<J>) -> Result<usize, JobsError> {
         let payloads: Vec<Payload<J>> = jobs.into_iter().map(Payload).collect();
         let count = payloads.len();
-        self.storage.enqueue_list(NamedQueue(J::QUEUE.to_owned()), payloads).await?;
+        self.storage
+            .enqueue_list(NamedQueue(J::QUEUE.to_owned()), payloads)
+            .await?;
         Ok(count)
     }
 
