@@ -31,8 +31,8 @@ pub struct HttpConfig {
     #[arg(long, env = "LABS_CORS_ORIGINS", value_delimiter = ',', num_args = 0.., value_parser = crate::layers::parse_cors_origin)]
     pub cors_origins: Vec<String>,
 
-    /// After SIGTERM or SIGINT: how long in-flight requests may take to finish before the
-    /// remaining connections are closed. Keep it under the orchestrator's grace period.
+    /// After SIGTERM or SIGINT: how long in-flight requests (and, in a worker, running jobs)
+    /// may take to finish before they are cut off. Keep it under the orchestrator's grace period.
     #[arg(long, env = "LABS_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 

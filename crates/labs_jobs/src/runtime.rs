@@ -191,7 +191,9 @@ where
             let outcome = job.handle(&self.ctx).await;
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             match &outcome {
-                Ok(()) => tracing::info!(duration_ms, "job succeeded"),
+                // Debug, not info: periodic jobs run every second and busy queues thousands of
+                // times a second; successes are counted by metrics, failures are logged below.
+                Ok(()) => tracing::debug!(duration_ms, "job succeeded"),
                 Err(error) if attempt < J::MAX_ATTEMPTS => {
                     tracing::warn!(duration_ms, %error, "job failed; it will be retried");
                 }
