@@ -21,6 +21,20 @@ export DOCKER_CONFIG="$cache/docker-config"
 export DEBIAN_FRONTEND=noninteractive
 log() { printf '[containers] %s\n' "$*"; }
 
+# Everything this script starts, it stops: containers, forwarders, and the engine itself.
+started_dockerd=false
+pids=()
+cleanup() {
+  docker rm -f labs-ci >/dev/null 2>&1 || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  psql "${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' >/dev/null 2>&1 || true
+  if $started_dockerd && [ -f "$cache/dockerd.pid" ]; then
+    kill "$(cat "$cache/dockerd.pid")" 2>/dev/null || true
+    for _ in $(seq 100); do [ -f "$cache/dockerd.pid" ] || break; sleep 0.1; done
+  fi
+}
+trap cleanup EXIT
+
 # ---- tools --------------------------------------------------------------------------------------
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
@@ -55,6 +69,7 @@ fi
 # ---- the engine -------------------------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
+  started_dockerd=true
   mkdir -p "$cache/docker"
   dockerd --data-root "$cache/docker" --pidfile "$cache/dockerd.pid" >"$cache/dockerd.log" 2>&1 &
   for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
@@ -121,13 +136,6 @@ gateway=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gatew
 # Engine 20.10 leaves the default bridge's gateway out of its IPAM config: read docker0 then.
 [ -n "$gateway" ] || gateway=$(ip -4 -o addr show docker0 | awk '{split($4, a, "/"); print a[1]}')
 [ -n "$gateway" ] || { echo "cannot find the docker bridge's gateway address" >&2; exit 1; }
-pids=()
-cleanup() {
-  docker rm -f labs-ci >/dev/null 2>&1 || true
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  psql "${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
 for port in 5432 6379; do
   socat "TCP-LISTEN:$port,bind=$gateway,reuseaddr,fork" "TCP:127.0.0.1:$port" &
   pids+=($!)
