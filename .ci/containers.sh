@@ -4,6 +4,7 @@
 #   - the base images the Dockerfiles name, which cannot be pulled here, stood in by local
 #     images made with debootstrap + docker import under the exact same names (cached);
 #   - hadolint on every Dockerfile, `docker compose config` on every compose file;
+#   - container logs through Docker's fluentd log driver to a real Forward-protocol server;
 #   - Dockerfile.prod built, run against the local Postgres and Redis, checked through its
 #     published port (readiness 200), as non-root, and stopped with SIGTERM (exit 0);
 #   - the Helm chart rendered (helm-python-sdk) and every manifest validated strictly
@@ -25,7 +26,7 @@ log() { printf '[containers] %s\n' "$*"; }
 started_dockerd=false
 pids=()
 cleanup() {
-  docker rm -f labs-ci >/dev/null 2>&1 || true
+  docker rm -f labs-ci labs-ci-logs >/dev/null 2>&1 || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   psql "${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' >/dev/null 2>&1 || true
   if $started_dockerd && [ -f "$cache/dockerd.pid" ]; then
@@ -41,6 +42,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v socat >/dev/null || need+=(socat)
 command -v curl >/dev/null || need+=(curl)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   [ -n "${LABS_APT_UPDATED:-}" ] || apt-get update -qq
@@ -152,12 +154,17 @@ docker run --rm "${env[@]}" labs:ci migrate
 log "labs serve --role api, in the image, published on 127.0.0.1"
 host_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 docker run -d --name labs-ci "${env[@]}" -p "127.0.0.1:$host_port:8080" labs:ci >/dev/null
-ready=false
-for _ in $(seq 150); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$host_port/api/health/ready")" = 200 ]; then ready=true; break; fi
-  sleep 0.2
-done
-$ready || { docker logs labs-ci | tail -n 20; echo "readiness never answered 200" >&2; exit 1; }
+wait_ready() { # container, published port
+  for _ in $(seq 150); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/api/health/ready")" = 200 ] && return 0
+    sleep 0.2
+  done
+  docker logs "$1" 2>&1 | tail -n 20
+  echo "readiness of $1 never answered 200" >&2
+  return 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_ready labs-ci "$host_port"
 log "readiness: 200 through the published port"
 
 uid=$(docker exec labs-ci sh -c 'id -u' 2>/dev/null || docker top labs-ci -o uid | tail -n 1 | tr -d ' ')
@@ -181,4 +188,43 @@ exit_code=$(docker inspect --format '{{.State.ExitCode}}' labs-ci)
 [ "$exit_code" = 0 ] || { docker logs labs-ci | tail -n 10; echo "exit code $exit_code after SIGTERM" >&2; exit 1; }
 docker logs labs-ci 2>&1 | grep -q '"shutdown requested"' || { echo "no graceful shutdown in the logs" >&2; exit 1; }
 log "SIGTERM: drained and exited 0"
+
+# ---- log aggregation: Docker's fluentd log driver to a real Forward-protocol server --------------
+# The same logging options as compose.yaml; the receiver is the Fluent organisation's own server
+# (npm @fluent-org/logger), since neither fluentd nor fluent-bit is packaged anywhere reachable.
+log "fluentd log driver -> Forward-protocol server"
+(cd .ci/fluentd && npm ci --no-audit --no-fund --silent)
+records=$(mktemp)
+fluent_port=$(free_port)
+node .ci/fluentd/receiver.js "$records" "$fluent_port" >/dev/null &
+pids+=($!)
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$fluent_port") 2>/dev/null && break; sleep 0.1; done
+logs_port=$(free_port)
+docker run -d --name labs-ci-logs "${env[@]}" -p "127.0.0.1:$logs_port:8080" \
+  --log-driver fluentd --log-opt "fluentd-address=127.0.0.1:$fluent_port" --log-opt 'tag=labs.{{.Name}}' \
+  labs:ci >/dev/null
+wait_ready labs-ci-logs "$logs_port"
+curl -s -o /dev/null -H 'x-request-id: ci-fluentd-1' "http://127.0.0.1:$logs_port/api/ext/echo"
+docker stop --time 30 labs-ci-logs >/dev/null
+sleep 1
+python3 - "$records" <<'PY'
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+assert records, "the Forward-protocol server received nothing"
+lines = []
+for entry in records:
+    assert entry["tag"] == "labs.labs-ci-logs", entry["tag"]
+    record = entry["record"]
+    assert record.get("source") == "stdout" and record.get("container_name") == "/labs-ci-logs", record
+    lines.append(json.loads(record["log"]))  # every line labs writes is one JSON object
+request = [l for l in lines if l.get("span", {}).get("request_id") == "ci-fluentd-1"]
+assert len(request) == 1, f"one line for the request, got {request}"
+line = request[0]
+assert line["message"] == "request answered" and line["level"] == "INFO", line
+assert line["status"] == 200 and line["span"]["route"] == "/ext/echo" and line["span"]["method"] == "GET", line
+assert isinstance(line["duration_ms"], (int, float)), line
+assert any(l["message"] == "shutdown requested" for l in lines), "the shutdown was logged too"
+print(f"[containers] {len(records)} records received through the fluentd log driver; the request's line has its fields")
+PY
+rm -f "$records"
 log "container checks passed"
