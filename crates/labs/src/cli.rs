@@ -41,7 +41,7 @@ impl Environment {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one or more roles in this process (all of them by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations, then exit.
     Migrate(MigrateArgs),
     /// Ask a running server whether it is ready: exit 0 if it is, 1 if not. For container

@@ -27,7 +27,7 @@ use crate::settings::required_secret;
 /// Runs the subcommand `cli` names until it is done or `shutdown` is cancelled.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(cli.env, args, shutdown).await,
+        Command::Serve(args) => serve(cli.env, *args, shutdown).await,
         Command::Migrate(args) => migrate(cli.env, &args).await,
         Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Openapi(args) => openapi(&args),
@@ -83,9 +83,34 @@ async fn serve(
     let http_shutdown = shutdown.clone();
     roles_running.push((
         "http",
-        Box::pin(
-            async move { Ok(labs_http::serve::serve(listener, app, http_shutdown, drain).await?) },
-        ),
+        Box::pin(async move {
+            Ok(labs_http::serve::serve("http", listener, app, http_shutdown, drain).await?)
+        }),
+    ));
+
+    // Every role exposes its own metrics, on their own listener.
+    let metrics = labs_http::metrics::router(labs_http::metrics::install(), db.clone());
+    let metrics_listener = TcpListener::bind(args.http.metrics_bind)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (LABS_METRICS_BIND)",
+                args.http.metrics_bind
+            )
+        })?;
+    let metrics_shutdown = shutdown.clone();
+    roles_running.push((
+        "metrics",
+        Box::pin(async move {
+            Ok(labs_http::serve::serve(
+                "metrics",
+                metrics_listener,
+                metrics,
+                metrics_shutdown,
+                drain,
+            )
+            .await?)
+        }),
     ));
 
     if roles.has(Role::Worker) {
@@ -111,6 +136,11 @@ async fn serve(
     }
 
     if roles.has(Role::Scheduler) {
+        let (depth_queue, depth_shutdown) = (queue.clone(), shutdown.clone());
+        roles_running.push((
+            "queue metrics",
+            Box::pin(sample_queue_depth(depth_queue, depth_shutdown)),
+        ));
         let namespace = args.jobs.jobs_namespace.clone();
         let (queue, redis, scheduler_shutdown) = (queue.clone(), redis.clone(), shutdown.clone());
         roles_running.push((
@@ -135,6 +165,22 @@ async fn serve(
     db.close().await;
     tracing::info!("stopped");
     outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// Samples the queue's depth into gauges every 10 s (in the scheduler: one process, so the
+/// gauges are not multiplied by replicas). A Redis outage skips samples, it stops nothing.
+async fn sample_queue_depth(queue: JobQueue, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = every.tick() => {
+                if let Err(error) = queue.record_depth_metrics().await {
+                    tracing::debug!(%error, "cannot sample the queue depth");
+                }
+            }
+        }
+    }
 }
 
 type RoleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;

@@ -198,6 +198,7 @@ fn help_documents_every_setting_with_its_variable() {
         "LABS_ROLES",
         "LABS_MIGRATE_ON_START",
         "LABS_BIND",
+        "LABS_METRICS_BIND",
         "LABS_ROOT_PATH",
         "LABS_REQUEST_TIMEOUT",
         "LABS_BODY_LIMIT",
@@ -321,4 +322,174 @@ fn a_production_worker_refuses_to_start_without_smtp() {
     );
     assert!(!status.success());
     assert!(stderr.contains("LABS_SMTP_URL must be set"), "{stderr}");
+}
+
+/// The value of the series `name` whose labels include all of `labels`, in Prometheus text.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let matches = series_name == name
+                && labels.iter().all(|(key, value)| {
+                    series_labels
+                        .split(',')
+                        .any(|pair| pair == format!("{key}=\"{value}\""))
+                });
+            matches.then(|| value.parse().ok()).flatten()
+        })
+}
+
+#[tokio::test]
+async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
+    let database = TempDatabase::new("metrics");
+    let namespace = unique_name("metrics");
+    let labs = Labs::serve(&[
+        ("DATABASE_URL", &database.url),
+        ("LABS_JOBS_NAMESPACE", &namespace),
+    ]);
+    let http = client();
+    for _ in 0..3 {
+        assert_eq!(
+            http.get(labs.url("/api/ext/echo"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        http.get(labs.url("/api/no/such/12345"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("LABS_JOBS_NAMESPACE", namespace.as_str()),
+        ("REDIS_URL", &shared_redis_url()),
+    ];
+    let (status, _, stderr) = run_labs(&["email", "test", "--to", "ops@example.com"], &env);
+    assert!(status.success(), "{stderr}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = http
+            .get(labs.metrics_url())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let email_done = metric(
+            &text,
+            "labs_jobs_finished_total",
+            &[("job", "send_email"), ("outcome", "succeeded")],
+        );
+        // The scheduler's first tick comes at the next whole second.
+        let ticked = metric(
+            &text,
+            "labs_jobs_enqueued_total",
+            &[("job", "relay_outbox")],
+        );
+        if email_done == Some(1.0) && ticked.is_some() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the email job or a tick was not counted:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let echo = [("method", "GET"), ("route", "/ext/echo"), ("status", "200")];
+    assert_eq!(
+        metric(&text, "labs_http_requests_total", &echo),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "labs_http_request_duration_seconds_count", &echo),
+        Some(3.0)
+    );
+    let not_found = [
+        ("method", "GET"),
+        ("route", "<unmatched>"),
+        ("status", "404"),
+    ];
+    assert_eq!(
+        metric(&text, "labs_http_requests_total", &not_found),
+        Some(1.0),
+        "raw paths never become labels"
+    );
+    assert!(!text.contains("/no/such/12345"));
+    assert_eq!(
+        metric(&text, "labs_http_requests_in_flight", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "labs_db_pool_max_connections", &[]),
+        Some(10.0)
+    );
+    assert!(metric(&text, "labs_db_pool_connections", &[("state", "idle")]).is_some());
+    assert_eq!(
+        metric(&text, "labs_jobs_started_total", &[("job", "send_email")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "labs_job_duration_seconds_count",
+            &[("job", "send_email")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "labs_job_queue_wait_seconds_count",
+            &[("job", "send_email")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        metric(
+            &text,
+            "labs_jobs_enqueued_total",
+            &[("job", "relay_outbox")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(
+        metric(&text, "labs_jobs_dead", &[]),
+        Some(0.0),
+        "queue depth sampled by the scheduler"
+    );
+
+    // Not through the public listener (and so not through the proxy).
+    assert_eq!(
+        http.get(labs.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(labs.url("/api/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }

@@ -11,6 +11,11 @@ pub struct HttpConfig {
     #[arg(long, env = "LABS_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Address of the Prometheus metrics listener (`/metrics`), separate from the API so that
+    /// the public proxy never exposes it. Containers set `0.0.0.0:9090`.
+    #[arg(long, env = "LABS_METRICS_BIND", default_value = "127.0.0.1:9090")]
+    pub metrics_bind: SocketAddr,
+
     /// Path prefix the reverse proxy publishes the API under. Requests are answered both with
     /// and without it, so it works whether the proxy strips the prefix or forwards it; the
     /// OpenAPI `servers` entry and the docs UI use it. `/` for none.

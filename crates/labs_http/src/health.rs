@@ -69,6 +69,15 @@ pub struct Check {
 }
 
 impl Check {
+    /// Counts a failed check in `labs_dependency_check_failures_total{dependency}`.
+    fn counted(self, dependency: &'static str) -> Self {
+        if !self.ok {
+            metrics::counter!("labs_dependency_check_failures_total", "dependency" => dependency)
+                .increment(1);
+        }
+        self
+    }
+
     fn new(started: Instant, error: Option<String>) -> Self {
         Self {
             ok: error.is_none(),
@@ -143,7 +152,7 @@ async fn check_postgres(db: &PgPool, deadline: Duration) -> Check {
             })
         }
     };
-    Check::new(started, error)
+    Check::new(started, error).counted("postgres")
 }
 
 async fn check_redis(mut redis: RedisConnection, deadline: Duration) -> Check {
@@ -156,5 +165,5 @@ async fn check_redis(mut redis: RedisConnection, deadline: Duration) -> Check {
         }
         Ok(Ok(())) => None,
     };
-    Check::new(started, error)
+    Check::new(started, error).counted("redis")
 }

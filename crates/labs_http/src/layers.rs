@@ -8,13 +8,15 @@
 //!    puts it in the response, and makes it the current request's id for error bodies.
 //! 3. **trace**: one span per request holding the id, method and matched route, so that every
 //!    log line of the request carries them, and exactly one line when the response leaves.
-//! 4. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
-//! 5. **problem**: a bare error response (the router's 405, the body limit's 413, ... with no
+//! 4. **metrics**: counts and times the request by method, matched route and status, and
+//!    tracks requests in flight (see [`crate::metrics`]).
+//! 5. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
+//! 6. **problem**: a bare error response (the router's 405, the body limit's 413, ... with no
 //!    body or plain text) is rewritten as problem+json, keeping its headers (e.g. `Allow`).
-//! 6. **CORS** (only when origins are configured): answers preflights before anything costly.
-//! 7. **compression**: gzip for clients that accept it.
-//! 8. **timeout**: a request still running after the limit is dropped and answered 503.
-//! 9. **body limit**: larger bodies are refused with 413 before a handler reads them.
+//! 7. **CORS** (only when origins are configured): answers preflights before anything costly.
+//! 8. **compression**: gzip for clients that accept it.
+//! 9. **timeout**: a request still running after the limit is dropped and answered 503.
+//! 10. **body limit**: larger bodies are refused with 413 before a handler reads them.
 //!
 //! These wrap the routes (`Router::layer`), so they run after routing and see the matched
 //! route; the root-path handling must run before routing, so it lives in [`crate::root_path`].
@@ -73,6 +75,7 @@ pub fn apply(router: Router, config: &HttpConfig) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::Panicked)
         }))
+        .layer(middleware::from_fn(crate::metrics::record_http))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

@@ -13,6 +13,7 @@ pub mod config;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod metrics;
 pub mod problem;
 pub mod root_path;
 pub mod serve;

@@ -181,6 +181,7 @@ impl IntoResponse for ApiError {
 
 impl From<labs_db::DbError> for ApiError {
     fn from(error: labs_db::DbError) -> Self {
+        metrics::counter!("labs_db_errors_total").increment(1);
         Self::internal(error)
     }
 }

@@ -7,7 +7,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting, lets
+/// Serves `app` (named `name` in logs) on `listener` until `shutdown` is cancelled, then stops accepting, lets
 /// in-flight requests finish for at most `drain`, and returns.
 ///
 /// The listener and the shutdown signal are arguments so that tests can bind port 0 and stop
@@ -15,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 /// every open connection forever, and a client stuck half-way through its headers would hold
 /// the process until the orchestrator kills it.
 pub async fn serve(
+    name: &'static str,
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "listening");
+    tracing::info!(%address, listener = name, "listening");
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 fn config() -> HttpConfig {
     HttpConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
+        metrics_bind: "127.0.0.1:0".parse().unwrap(),
         root_path: "/api".to_owned(),
         request_timeout: Duration::from_millis(300),
         body_limit: 1024,

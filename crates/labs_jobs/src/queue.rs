@@ -106,29 +106,33 @@ impl JobQueue {
 
     /// Queues `job` to run as soon as a worker is free. Returns its id.
     pub async fn enqueue<J: Job>(&self, job: J) -> Result<String, JobsError> {
-        Ok(self
+        let queued = self
             .storage
             .enqueue(NamedQueue(J::QUEUE.to_owned()), Payload(job))
-            .await?)
+            .await;
+        Ok(counted::<J, _>(queued, 1)?)
     }
 
     /// Queues many jobs of one type at once (one round trip per batch, not per job).
     pub async fn enqueue_many<J: Job>(&self, jobs: Vec<J>) -> Result<usize, JobsError> {
         let payloads: Vec<Payload<J>> = jobs.into_iter().map(Payload).collect();
         let count = payloads.len();
-        self.storage
+        let queued = self
+            .storage
             .enqueue_list(NamedQueue(J::QUEUE.to_owned()), payloads)
-            .await?;
+            .await;
+        counted::<J, _>(queued, count as u64)?;
         Ok(count)
     }
 
     /// Queues `job` to run after `delay` (whole seconds; shorter delays round up).
     pub async fn enqueue_in<J: Job>(&self, job: J, delay: Duration) -> Result<String, JobsError> {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-        Ok(self
+        let queued = self
             .storage
             .enqueue_in(NamedQueue(J::QUEUE.to_owned()), Payload(job), seconds)
-            .await?)
+            .await;
+        Ok(counted::<J, _>(queued, 1)?)
     }
 
     /// Queues `job` to run at `at` (at once if `at` is past).
@@ -138,10 +142,11 @@ impl JobQueue {
         at: OffsetDateTime,
     ) -> Result<String, JobsError> {
         let at = to_chrono(at)?;
-        Ok(self
+        let queued = self
             .storage
             .enqueue_at(NamedQueue(J::QUEUE.to_owned()), Payload(job), at)
-            .await?)
+            .await;
+        Ok(counted::<J, _>(queued, 1)?)
     }
 
     /// How many jobs are where, right now.
@@ -168,6 +173,24 @@ impl JobQueue {
         })
     }
 
+    /// Samples the queue's state into gauges (`labs_jobs_*`, per queue where it applies). One
+    /// process samples (the scheduler), so that the gauges are not multiplied by replicas.
+    pub async fn record_depth_metrics(&self) -> Result<(), JobsError> {
+        let stats = self.stats().await?;
+        metrics::gauge!("labs_jobs_in_flight").set(stats.in_flight as f64);
+        metrics::gauge!("labs_jobs_scheduled").set(stats.scheduled as f64);
+        metrics::gauge!("labs_jobs_retrying").set(stats.retrying as f64);
+        metrics::gauge!("labs_jobs_dead").set(stats.dead as f64);
+        metrics::gauge!("labs_job_workers").set(stats.workers as f64);
+        for queue in stats.queues {
+            metrics::gauge!("labs_job_queue_depth", "queue" => queue.name.clone())
+                .set(queue.queued as f64);
+            metrics::gauge!("labs_job_queue_latency_seconds", "queue" => queue.name)
+                .set(queue.latency_seconds);
+        }
+        Ok(())
+    }
+
     /// The most recent dead jobs, newest first.
     pub async fn dead_jobs(&self, limit: usize) -> Result<Vec<DeadJob>, JobsError> {
         let options = oxana::QueueListOpts {
@@ -192,6 +215,19 @@ impl JobQueue {
     pub async fn retry_dead(&self) -> Result<usize, JobsError> {
         Ok(self.storage.revive_all_dead().await?)
     }
+}
+
+/// Counts enqueued jobs (`labs_jobs_enqueued_total{job}`) and failed enqueues.
+fn counted<J: Job, T>(
+    result: Result<T, oxana::OxanaError>,
+    jobs: u64,
+) -> Result<T, oxana::OxanaError> {
+    if result.is_ok() {
+        metrics::counter!("labs_jobs_enqueued_total", "job" => J::NAME).increment(jobs);
+    } else {
+        metrics::counter!("labs_jobs_enqueue_errors_total", "job" => J::NAME).increment(1);
+    }
+    result
 }
 
 fn to_chrono(at: OffsetDateTime) -> Result<chrono::DateTime<chrono::Utc>, JobsError> {

@@ -186,9 +186,20 @@ where
     ) -> Result<(), Failed> {
         let attempt = context.meta.retries + 1;
         let span = tracing::info_span!("job", job.name = J::NAME, job.id = %context.meta.id, job.attempt = attempt);
+        let waited_micros = chrono::Utc::now().timestamp_micros() - context.meta.scheduled_at;
+        metrics::histogram!("labs_job_queue_wait_seconds", "job" => J::NAME)
+            .record(waited_micros.max(0) as f64 / 1e6);
+        metrics::counter!("labs_jobs_started_total", "job" => J::NAME).increment(1);
         async {
             let started = Instant::now();
             let outcome = job.handle(&self.ctx).await;
+            metrics::histogram!("labs_job_duration_seconds", "job" => J::NAME).record(started.elapsed().as_secs_f64());
+            let outcome_label = match &outcome {
+                Ok(()) => "succeeded",
+                Err(_) if attempt < J::MAX_ATTEMPTS => "retried",
+                Err(_) => "dead",
+            };
+            metrics::counter!("labs_jobs_finished_total", "job" => J::NAME, "outcome" => outcome_label).increment(1);
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             match &outcome {
                 // Debug, not info: periodic jobs run every second and busy queues thousands of

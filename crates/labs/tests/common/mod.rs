@@ -34,6 +34,7 @@ use tower::ServiceExt;
 pub fn http_config() -> HttpConfig {
     HttpConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
+        metrics_bind: "127.0.0.1:0".parse().unwrap(),
         root_path: "/api".to_owned(),
         request_timeout: Duration::from_secs(10),
         body_limit: 1024 * 1024,
@@ -126,6 +127,7 @@ pub struct Labs {
     logs: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
     pub address: SocketAddr,
+    pub metrics_address: SocketAddr,
 }
 
 pub const LABS: &str = env!("CARGO_BIN_EXE_labs");
@@ -141,6 +143,7 @@ impl Labs {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LABS_BIND", "127.0.0.1:0")
+            .env("LABS_METRICS_BIND", "127.0.0.1:0")
             .env("LABS_LOG_FORMAT", "json")
             .env("REDIS_URL", shared_redis_url())
             .envs(env.iter().copied())
@@ -165,21 +168,33 @@ impl Labs {
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
+        let unset: SocketAddr = "0.0.0.0:0".parse().unwrap();
         let mut labs = Self {
             child,
             logs,
             stderr,
-            address: "0.0.0.0:0".parse().unwrap(),
+            address: unset,
+            metrics_address: unset,
         };
-        let listening = labs.wait_for_log(Duration::from_secs(30), |line| {
-            line["message"] == "listening"
-        });
-        labs.address = listening["address"].as_str().unwrap().parse().unwrap();
+        labs.address = labs.listening_on("http");
+        labs.metrics_address = labs.listening_on("metrics");
         labs
+    }
+
+    /// The address the listener `name` logged it listens on.
+    fn listening_on(&mut self, name: &str) -> SocketAddr {
+        let line = self.wait_for_log(Duration::from_secs(30), |line| {
+            line["message"] == "listening" && line["listener"] == name
+        });
+        line["address"].as_str().unwrap().parse().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_address)
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,128 @@
+//! Prometheus metrics: the process-wide recorder, the HTTP middleware that counts and times
+//! every request, and `/metrics`, served on its own listener (`LABS_METRICS_BIND`) so that it
+//! is never reachable through the public proxy path.
+//!
+//! Names follow Prometheus conventions (`labs_` prefix, `_total` counters, `_seconds`
+//! histograms). Every label has a bounded set of values: the matched route template (never the
+//! raw path), a known method or `OTHER`, the status code, a job's type name.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use labs_db::PgPool;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets (seconds) of every `_seconds` histogram: 1 ms to 30 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the process-wide recorder once and returns its handle (later calls get the same).
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+                .and_then(PrometheusBuilder::install_recorder)
+                // Only fails if another recorder was installed first, which nothing else does.
+                .unwrap_or_else(|error| panic!("cannot install the metrics recorder: {error}"))
+        })
+        .clone()
+}
+
+/// `/metrics`: samples what is read at scrape time (the database pool), then renders.
+pub fn router(handle: PrometheusHandle, db: PgPool) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state((handle, db))
+}
+
+async fn render(State((handle, db)): State<(PrometheusHandle, PgPool)>) -> Response {
+    let size = f64::from(db.size());
+    let idle = db.num_idle() as f64;
+    metrics::gauge!("labs_db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("labs_db_pool_connections", "state" => "in_use").set((size - idle).max(0.0));
+    metrics::gauge!("labs_db_pool_max_connections")
+        .set(f64::from(db.options().get_max_connections()));
+    handle.run_upkeep();
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts and times every request by method, matched route and status, and tracks how many
+/// are in flight. Runs after routing (so it sees the route) and outside the panic catcher (so
+/// a panic is counted as the 500 it becomes).
+pub(crate) async fn record_http(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |path| path.as_str().to_owned());
+    let method = method_label(req.method());
+    let _in_flight = InFlight::enter();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", status),
+    ];
+    metrics::counter!("labs_http_requests_total", &labels).increment(1);
+    metrics::histogram!("labs_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Methods are client-chosen tokens: anything unusual is `OTHER`, so the label stays bounded.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The in-flight gauge, decremented when the request ends however it ends (a client that
+/// disconnects drops the request's future, and this guard with it).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!("labs_http_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("labs_http_requests_in_flight").decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn unusual_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+    }
+}
