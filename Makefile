@@ -19,6 +19,7 @@ services: ## Make sure the local Postgres and Redis are installed and running
 test: services ## The whole test suite: Rust tests (unit, integration, real processes, SMTP), then API fuzzing
 	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
+	$$(scripts/python-tools.sh) scripts/check-observability.py
 
 test-rust: ## Only the Rust tests
 	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
