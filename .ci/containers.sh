@@ -5,6 +5,7 @@
 #     images made with debootstrap + docker import under the exact same names (cached);
 #   - hadolint on every Dockerfile, `docker compose config` on every compose file;
 #   - container logs through Docker's fluentd log driver to a real Forward-protocol server;
+#   - Dockerfile (development) built, and cargo-watch checked in it;
 #   - Dockerfile.prod built, run against the local Postgres and Redis, checked through its
 #     published port (readiness 200), as non-root, and stopped with SIGTERM (exit 0);
 #   - the Helm chart rendered (helm-python-sdk) and every manifest validated strictly
@@ -131,6 +132,14 @@ started=$(date +%s)
 docker build -q -f Dockerfile.prod -t labs:ci --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" . >/dev/null
 size=$(docker image inspect labs:ci --format '{{.Size}}')
 log "built in $(( $(date +%s) - started ))s; runtime image $(( size / 1000000 )) MB"
+# Earlier builds' images are now dangling: drop them so the cache does not grow run after run.
+docker image prune -f >/dev/null
+
+log "building Dockerfile (development: the toolchain and cargo-watch)"
+started=$(date +%s)
+docker build -q -f Dockerfile -t labs-dev:ci . >/dev/null
+docker run --rm labs-dev:ci cargo watch --version
+log "built in $(( $(date +%s) - started ))s"
 
 # The container reaches the host's Postgres and Redis (listening on 127.0.0.1 only) through
 # forwarders on the bridge's gateway address.
