@@ -217,6 +217,7 @@ fn help_documents_every_setting_with_its_variable() {
         "LABS_DEAD_JOB_LIMIT",
         "LABS_SMTP_URL",
         "LABS_MAIL_FROM",
+        "LABS_SMTP_CA_FILE",
         "LABS_SMTP_TIMEOUT",
     ] {
         assert!(

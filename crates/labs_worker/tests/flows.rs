@@ -105,6 +105,7 @@ async fn an_outbox_job_written_while_redis_is_down_is_emailed_once_redis_is_back
         ))),
         mail_from: "labs <noreply@labs.test>".to_owned(),
         smtp_timeout: Duration::from_secs(5),
+        smtp_ca_file: None,
     })
     .unwrap();
     let ctx = WorkerContext::new(db.clone(), queue_on(&redis.url(), &namespace), mailer);
@@ -197,6 +198,7 @@ async fn an_outbox_row_that_fits_no_job_type_is_kept_aside_not_lost(db: PgPool) 
             smtp_url: None,
             mail_from: "labs <noreply@labs.test>".to_owned(),
             smtp_timeout: Duration::from_secs(5),
+            smtp_ca_file: None,
         })
         .unwrap(),
     );
@@ -231,4 +233,62 @@ async fn an_outbox_row_that_fits_no_job_type_is_kept_aside_not_lost(db: PgPool) 
         "{errors:?}"
     );
     assert_eq!(ctx.queue.stats().await.unwrap().queued, 0);
+}
+
+fn tls_mailer(url: String, ca_file: Option<std::path::PathBuf>) -> Mailer {
+    Mailer::new(&MailConfig {
+        smtp_url: Some(SecretString::from(url)),
+        mail_from: "labs <noreply@labs.test>".to_owned(),
+        smtp_timeout: Duration::from_secs(5),
+        smtp_ca_file: ca_file,
+    })
+    .unwrap()
+}
+
+fn test_email() -> Email {
+    Email::Test {
+        requested_by: "the TLS test".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_and_over_implicit_tls_and_never_to_an_untrusted_server() {
+    let (dir, ca, cert, key) = labs_testkit::test_certificates();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    // STARTTLS, required by the URL (and by the server).
+    let starttls = SmtpServer::start_with(&["--tlscert", cert, "--tlskey", key]);
+    let url = format!("smtp://localhost:{}?tls=required", starttls.port);
+    tls_mailer(url.clone(), Some(ca.clone()))
+        .send("tls@example.com", &test_email())
+        .await
+        .unwrap();
+    // Without our CA the server's certificate is not trusted: nothing is sent.
+    let untrusted = tls_mailer(url, None)
+        .send("tls@example.com", &test_email())
+        .await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate from an unknown CA must be refused"
+    );
+    let messages =
+        tokio::task::spawn_blocking(move || starttls.wait_for_messages(1, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("the TLS test"));
+
+    // TLS from the first byte (smtps).
+    let smtps = SmtpServer::start_with(&["--smtpscert", cert, "--smtpskey", key]);
+    let url = format!("smtps://localhost:{}", smtps.port);
+    tls_mailer(url, Some(ca))
+        .send("tls@example.com", &test_email())
+        .await
+        .unwrap();
+    let messages =
+        tokio::task::spawn_blocking(move || smtps.wait_for_messages(1, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    assert!(messages[0].contains("To: tls@example.com"));
+    let _ = std::fs::remove_dir_all(dir);
 }

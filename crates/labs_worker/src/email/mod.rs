@@ -8,6 +8,7 @@ use std::time::Duration;
 use labs_jobs::jobs::SendEmail;
 use labs_jobs::{Handler, JobError};
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -23,6 +24,11 @@ pub struct MailConfig {
     /// written to the log instead of sent. Required in production.
     #[arg(long, env = "LABS_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
+
+    /// A PEM file of extra root certificates to trust for the SMTP server's TLS certificate,
+    /// for a relay with a private CA. The system's roots are trusted either way.
+    #[arg(long, env = "LABS_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
 
     /// The sender of every message.
     #[arg(
@@ -44,6 +50,8 @@ pub enum MailConfigError {
     From(lettre::address::AddressError),
     #[error("LABS_SMTP_URL is not a valid SMTP URL ({0})")]
     Url(lettre::transport::smtp::Error),
+    #[error("LABS_SMTP_CA_FILE cannot be used ({0})")]
+    CaFile(String),
 }
 
 /// Sends messages: through SMTP, or into the log in development.
@@ -68,12 +76,16 @@ impl Mailer {
         let from: Mailbox = config.mail_from.parse().map_err(MailConfigError::From)?;
         let transport = match &config.smtp_url {
             None => None,
-            Some(url) => Some(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-                    .map_err(MailConfigError::Url)?
-                    .timeout(Some(config.smtp_timeout))
-                    .build(),
-            ),
+            Some(url) => {
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                        .map_err(MailConfigError::Url)?
+                        .timeout(Some(config.smtp_timeout));
+                if let Some(ca_file) = &config.smtp_ca_file {
+                    builder = builder.tls(tls_trusting(url.expose_secret(), ca_file)?);
+                }
+                Some(builder.build())
+            }
         };
         Ok(Self { from, transport })
     }
@@ -109,6 +121,36 @@ impl Mailer {
             ),
         }
         Ok(())
+    }
+}
+
+/// The TLS mode the URL asks for (lettre's reading of it: `smtps://` is TLS from the first
+/// byte, `?tls=required` STARTTLS or fail, `?tls=opportunistic` STARTTLS if offered), with the
+/// extra roots of `ca_file` trusted too.
+fn tls_trusting(url: &str, ca_file: &std::path::Path) -> Result<Tls, MailConfigError> {
+    let fail = |message: String| MailConfigError::CaFile(message);
+    let parsed = url::Url::parse(url).map_err(|e| fail(format!("LABS_SMTP_URL: {e}")))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| fail("LABS_SMTP_URL has no host".to_owned()))?;
+    let pem = std::fs::read(ca_file).map_err(|e| fail(format!("{}: {e}", ca_file.display())))?;
+    let certificate =
+        Certificate::from_pem(&pem).map_err(|e| fail(format!("{}: {e}", ca_file.display())))?;
+    let parameters = TlsParameters::builder(host.to_owned())
+        .add_root_certificate(certificate)
+        .build_rustls()
+        .map_err(|e| fail(e.to_string()))?;
+    let mode = parsed
+        .query_pairs()
+        .find(|(key, _)| key == "tls")
+        .map(|(_, value)| value.into_owned());
+    match (parsed.scheme(), mode.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(parameters)),
+        ("smtp", Some("required")) => Ok(Tls::Required(parameters)),
+        ("smtp", Some("opportunistic")) => Ok(Tls::Opportunistic(parameters)),
+        _ => Err(fail(
+            "the URL asks for no TLS (use smtps:// or ?tls=required)".to_owned(),
+        )),
     }
 }
 
