@@ -9,7 +9,9 @@
 #   - Dockerfile.prod built, run against the local Postgres and Redis, checked through its
 #     published port (readiness 200), as non-root, and stopped with SIGTERM (exit 0);
 #   - the Helm chart rendered (helm-python-sdk) and every manifest validated strictly
-#     (kubernetes-validate).
+#     (kubernetes-validate);
+#   - the whole compose.prod.yaml stack brought up unchanged (third-party images stood in by
+#     .ci/stand-ins), checked through nginx and its log service, and stopped cleanly.
 # Everything it installs or builds is cached under $LABS_CI_CACHE and reused when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,9 @@ started_dockerd=false
 pids=()
 cleanup() {
   docker rm -f labs-ci labs-ci-logs >/dev/null 2>&1 || true
+  if [ -n "${compose_up:-}" ]; then
+    docker compose -f compose.prod.yaml -p labs-ci-stack down -v --timeout 30 >/dev/null 2>&1 || true
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   psql "${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' >/dev/null 2>&1 || true
   if $started_dockerd && [ -f "$cache/dockerd.pid" ]; then
@@ -236,4 +241,62 @@ assert any(l["message"] == "shutdown requested" for l in lines), "the shutdown w
 print(f"[containers] {len(records)} records received through the fluentd log driver; the request's line has its fields")
 PY
 rm -f "$records"
+
+# ---- the whole production stack: compose.prod.yaml, unchanged --------------------------------------
+# Its third-party images are stood in by CI-only images built from Debian packages (.ci/stand-ins).
+log "building the CI-only stand-ins for compose.prod.yaml's images"
+docker build -q -t postgres:15-bookworm .ci/stand-ins/postgres >/dev/null
+docker build -q -t redis:7-bookworm .ci/stand-ins/redis >/dev/null
+docker build -q -t nginx:stable-bookworm .ci/stand-ins/nginx >/dev/null
+docker build -q -t fluent/fluent-bit:3.2 -f .ci/stand-ins/fluent-bit/Dockerfile .ci/fluentd >/dev/null
+docker image prune -f >/dev/null
+
+log "docker compose -f compose.prod.yaml up"
+stack_port=$(free_port)
+export LABS_IMAGE=labs:ci POSTGRES_PASSWORD=ci-only-password LABS_SMTP_URL=smtp://127.0.0.1:25 LABS_HTTP_PORT=$stack_port
+compose=(docker compose -f compose.prod.yaml -p labs-ci-stack)
+compose_up=yes
+"${compose[@]}" up -d --quiet-pull 2>/dev/null || "${compose[@]}" up -d
+stack_ready=false
+for _ in $(seq 150); do
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$stack_port/api/health/ready")" = 200 ]; then stack_ready=true; break; fi
+  sleep 0.4
+done
+$stack_ready || { "${compose[@]}" ps -a; "${compose[@]}" logs --tail 20; echo "the stack never became ready through the proxy" >&2; exit 1; }
+log "readiness: 200 through nginx"
+states=$("${compose[@]}" ps -a --format '{{.Service}}={{.State}}/{{.Health}}/{{.ExitCode}}' | sort | tr '\n' ' ')
+log "services: $states"
+for expected in api=running/healthy worker=running/healthy scheduler=running/healthy postgres=running/healthy redis=running/healthy migrate=exited//0 proxy=running fluent-bit=running; do
+  case " $states" in *" $expected"*) ;; *) echo "unexpected service state, wanted $expected in: $states" >&2; exit 1 ;; esac
+done
+curl -s -o /dev/null -H 'x-request-id: ci-compose-1' "http://127.0.0.1:$stack_port/api/ext/echo"
+sleep 2
+docker logs labs-ci-stack-fluent-bit-1 2>&1 | python3 -c '
+import json, sys
+tags, found = set(), None
+for line in sys.stdin:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        continue
+    tags.add(entry["tag"])
+    try:
+        record = json.loads(entry["record"].get("log", ""))
+    except ValueError:
+        continue
+    if record.get("span", {}).get("request_id") == "ci-compose-1":
+        found = record
+for service in ("api", "worker", "scheduler", "migrate"):
+    assert f"labs.labs-ci-stack-{service}-1" in tags, f"no logs from {service}: {sorted(tags)}"
+assert found and found["message"] == "request answered" and found["span"]["path"] == "/api/ext/echo", found
+print("[containers] every labs service logs to fluent-bit; the request id from nginx is in the API line")
+'
+"${compose[@]}" stop --timeout 30 >/dev/null 2>&1
+for service in api worker scheduler; do
+  code=$(docker inspect --format '{{.State.ExitCode}}' "labs-ci-stack-$service-1")
+  [ "$code" = 0 ] || { docker logs "labs-ci-stack-$service-1" 2>&1 | tail -n 5; echo "$service exited $code on stop" >&2; exit 1; }
+done
+log "docker compose stop: api, worker and scheduler drained and exited 0"
+"${compose[@]}" down -v >/dev/null 2>&1
+compose_up=""
 log "container checks passed"
