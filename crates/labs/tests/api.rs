@@ -6,10 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{
-    BlackHole, RedisServer, app, app_with, get, http_config, shared_redis_url, state_with_redis,
-};
+use common::{app, app_with, http_config, state_with_redis};
 use labs_db::{PgConfig, PgPool};
+use labs_testkit::{BlackHole, RedisServer, get, shared_redis_url};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -79,7 +78,7 @@ async fn the_original_healthcheck_says_which_dependency_is_down(_db: PgPool) {
 fn unreachable_pool() -> PgPool {
     let url = SecretString::from(format!(
         "postgres://postgres@127.0.0.1:{}/nothing",
-        common::free_port()
+        labs_testkit::free_port()
     ));
     labs_db::pg::connect_lazy(&url, &pg_config()).unwrap()
 }

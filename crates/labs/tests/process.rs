@@ -5,7 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BlackHole, Labs, SmtpServer, TempDatabase, run_labs, shared_redis_url, unique_name};
+use common::{Labs, run_labs};
+use labs_testkit::{BlackHole, SmtpServer, TempDatabase, shared_redis_url, unique_name};
 use serde_json::Value;
 
 fn client() -> reqwest::Client {
@@ -169,7 +170,10 @@ async fn healthcheck_exits_zero_when_ready_and_one_when_not() {
     let (status, _, _) = run_labs(&["healthcheck"], &[("LABS_BIND", &bind)]);
     assert!(status.success());
 
-    let closed = format!("http://127.0.0.1:{}/health/ready", common::free_port());
+    let closed = format!(
+        "http://127.0.0.1:{}/health/ready",
+        labs_testkit::free_port()
+    );
     let (status, stdout, _) = run_labs(&["healthcheck", "--url", &closed], &[]);
     assert_eq!(status.code(), Some(1), "{stdout}");
 }

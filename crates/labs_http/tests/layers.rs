@@ -7,11 +7,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::{get, post};
-use http_body_util::BodyExt;
 use labs_http::extract::{Json, Path, Query};
 use labs_http::{HttpConfig, Problem, layers};
+use labs_testkit::Answer;
 use serde::Deserialize;
-use tower::ServiceExt;
 
 fn config() -> HttpConfig {
     HttpConfig {
@@ -78,53 +77,33 @@ fn app() -> Router {
     layers::apply(routes, &config())
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn problem(&self) -> Problem {
-        assert_eq!(
-            self.headers.get(header::CONTENT_TYPE).unwrap(),
-            "application/problem+json",
-            "an error must be problem+json"
-        );
-        let problem: Problem = serde_json::from_slice(&self.body).unwrap();
-        assert_eq!(problem.status, self.status.as_u16());
-        assert_eq!(problem.kind, format!("urn:labs:problem:{}", problem.code));
-        assert_eq!(
-            problem.request_id.as_deref(),
-            self.headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok()),
-            "the body quotes the request id of the header"
-        );
-        problem
-    }
+/// The problem document of an error answer, checked against the rules every error follows.
+fn problem(answer: &Answer) -> Problem {
+    assert_eq!(
+        answer.header("content-type"),
+        "application/problem+json",
+        "an error must be problem+json"
+    );
+    let problem: Problem = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(problem.status, answer.status.as_u16());
+    assert_eq!(problem.kind, format!("urn:labs:problem:{}", problem.code));
+    assert_eq!(
+        problem.request_id.as_deref(),
+        answer
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        "the body quotes the request id of the header"
+    );
+    problem
 }
 
 async fn send(request: Request<Body>) -> Answer {
-    let response = app().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    labs_testkit::send(&app(), request).await
 }
 
 async fn get_answer(uri: &str) -> Answer {
-    send(Request::get(uri).body(Body::empty()).unwrap()).await
+    labs_testkit::get(&app(), uri).await
 }
 
 fn post_json(uri: &str, body: &str) -> Request<Body> {
@@ -145,14 +124,14 @@ async fn a_valid_body_reaches_the_handler() {
 async fn malformed_json_is_a_400_problem() {
     let answer = send(post_json("/things", r#"{"name": "kite", "#)).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer.problem().code, "malformed-body");
+    assert_eq!(problem(&answer).code, "malformed-body");
 }
 
 #[tokio::test]
 async fn a_wrong_type_is_a_422_problem_naming_the_field() {
     let answer = send(post_json("/things", r#"{"name": 7, "colour": "red"}"#)).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let problem = answer.problem();
+    let problem = problem(&answer);
     assert_eq!(problem.code, "invalid-body");
     assert!(problem.detail.contains("name"), "{}", problem.detail);
 }
@@ -165,7 +144,7 @@ async fn an_unknown_enum_value_is_a_422_problem() {
     ))
     .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(answer.problem().detail.contains("green"));
+    assert!(problem(&answer).detail.contains("green"));
 }
 
 #[tokio::test]
@@ -175,7 +154,7 @@ async fn a_missing_content_type_is_a_415_problem() {
         .unwrap();
     let answer = send(request).await;
     assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(answer.problem().code, "unsupported-media-type");
+    assert_eq!(problem(&answer).code, "unsupported-media-type");
 }
 
 fn oversized_body() -> String {
@@ -193,7 +172,7 @@ async fn an_oversized_body_announced_by_content_length_is_a_413_problem() {
         .unwrap();
     let answer = send(request).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(answer.problem().code, "payload-too-large");
+    assert_eq!(problem(&answer).code, "payload-too-large");
 }
 
 #[tokio::test]
@@ -201,28 +180,28 @@ async fn an_oversized_body_without_content_length_is_a_413_problem() {
     // No Content-Length header: the limit is enforced while the body is read.
     let answer = send(post_json("/things", &oversized_body())).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(answer.problem().code, "payload-too-large");
+    assert_eq!(problem(&answer).code, "payload-too-large");
 }
 
 #[tokio::test]
 async fn a_bad_path_parameter_is_a_400_problem() {
     let answer = get_answer("/things/not-a-number").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer.problem().code, "invalid-path");
+    assert_eq!(problem(&answer).code, "invalid-path");
 }
 
 #[tokio::test]
 async fn a_bad_query_parameter_is_a_400_problem() {
     let answer = get_answer("/list?limit=-3").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer.problem().code, "invalid-query");
+    assert_eq!(problem(&answer).code, "invalid-query");
 }
 
 #[tokio::test]
 async fn a_wrong_method_is_a_405_problem_that_keeps_allow() {
     let answer = send(Request::delete("/things/3").body(Body::empty()).unwrap()).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(answer.problem().code, "method-not-allowed");
+    assert_eq!(problem(&answer).code, "method-not-allowed");
     let allow = answer.headers.get(header::ALLOW).unwrap().to_str().unwrap();
     assert!(allow.contains("GET"), "{allow}");
 }
@@ -231,7 +210,7 @@ async fn a_wrong_method_is_a_405_problem_that_keeps_allow() {
 async fn an_unknown_route_is_a_404_problem() {
     let answer = get_answer("/nowhere").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert_eq!(answer.problem().code, "not-found");
+    assert_eq!(problem(&answer).code, "not-found");
 }
 
 #[tokio::test]
@@ -239,7 +218,7 @@ async fn a_slow_request_is_cut_off_with_a_503_problem() {
     let started = std::time::Instant::now();
     let answer = get_answer("/slow").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(answer.problem().code, "timeout");
+    assert_eq!(problem(&answer).code, "timeout");
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "the 5 s handler was not cut off"
@@ -250,7 +229,7 @@ async fn a_slow_request_is_cut_off_with_a_503_problem() {
 async fn a_panicking_handler_is_a_500_problem_without_details() {
     let answer = get_answer("/panic").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let problem = answer.problem();
+    let problem = problem(&answer);
     assert_eq!(problem.code, "internal");
     assert!(
         !problem.detail.contains("index out of bounds"),
@@ -267,7 +246,7 @@ async fn a_well_formed_request_id_from_the_proxy_is_kept() {
         .unwrap();
     let answer = send(request).await;
     assert_eq!(answer.headers.get("x-request-id").unwrap(), "proxy-id-42");
-    assert_eq!(answer.problem().request_id.as_deref(), Some("proxy-id-42"));
+    assert_eq!(problem(&answer).request_id.as_deref(), Some("proxy-id-42"));
 }
 
 #[tokio::test]
@@ -325,7 +304,7 @@ async fn refusing_every_encoding_is_a_406_problem() {
         .unwrap();
     let answer = send(request).await;
     assert_eq!(answer.status, StatusCode::NOT_ACCEPTABLE);
-    assert_eq!(answer.problem().code, "not-acceptable");
+    assert_eq!(problem(&answer).code, "not-acceptable");
 }
 
 #[tokio::test]

@@ -130,10 +130,18 @@ where
     C: Clone + Send + Sync + 'static,
     F: Fn() -> Runtime<C>,
 {
-    let mut pause = Duration::from_secs(1);
+    const FIRST_PAUSE: Duration = Duration::from_secs(1);
+    let mut pause = FIRST_PAUSE;
     loop {
+        let started = Instant::now();
         // Boxed: the runtime's future is large (kilobytes) and lives across the whole run.
-        match Box::pin(build().run(shutdown.clone())).await {
+        let outcome = Box::pin(build().run(shutdown.clone())).await;
+        // A runtime that ran a good while before it stopped starts the backoff over: the
+        // pause grows only over failures in quick succession.
+        if started.elapsed() > Duration::from_secs(60) {
+            pause = FIRST_PAUSE;
+        }
+        match outcome {
             Ok(()) => return,
             Err(error) if !shutdown.is_cancelled() => {
                 tracing::error!(%error, pause_ms = pause.as_millis() as u64, "worker runtime stopped; restarting it");

@@ -4,7 +4,6 @@
 #![allow(
     dead_code,
     unreachable_pub,
-    unused_imports,
     reason = "each test file uses a different part of the harness"
 )]
 
@@ -15,9 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
 use labs::app::{Roles, http_app};
 use labs::cli::Role;
 use labs_db::{PgPool, RedisConfig};
@@ -25,10 +21,7 @@ use labs_http::{AppState, HttpConfig};
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use labs_testkit::{
-    BlackHole, RedisServer, SmtpServer, TempDatabase, free_port, shared_redis_url, unique_name,
-};
-use tower::ServiceExt;
+use labs_testkit::shared_redis_url;
 
 /// The settings a test server uses: production defaults, short timeouts.
 pub fn http_config() -> HttpConfig {
@@ -70,55 +63,6 @@ pub fn app(db: PgPool) -> Router {
 
 pub fn app_with(state: AppState, config: &HttpConfig) -> Router {
     http_app(&Roles::new(&[Role::Api]), state, config)
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header"))
-            .to_str()
-            .unwrap()
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-}
-
-pub async fn send(app: &Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-pub async fn get(app: &Router, uri: &str) -> Answer {
-    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
 /// The real `labs` binary, running as a child process with JSON logs captured.
