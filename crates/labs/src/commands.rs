@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{Roles, http_app};
 use crate::cli::{
     Cli, Command, EmailCommand, Environment, HealthcheckArgs, JobsCommand, MigrateArgs,
-    OpenapiArgs, Role, ServeArgs,
+    OpenapiArgs, QueueArgs, Role, ServeArgs,
 };
 use crate::settings::required_secret;
 
@@ -59,8 +59,7 @@ async fn serve(
     let db = if migrate_on_start {
         migrated_pool(env, &database_url, &args.pg).await?
     } else {
-        pg::connect_lazy(&database_url, &args.pg)
-            .context("DATABASE_URL is not a valid Postgres URL")?
+        pool(&database_url, &args.pg)?
     };
     let redis = redis::connect_lazy(&redis_url, &args.redis)
         .context("REDIS_URL is not a valid Redis URL")?;
@@ -223,29 +222,36 @@ fn job_queue(
         .context("REDIS_URL is not a valid Redis URL for the job queue")
 }
 
+/// The queue (and its settings) a `jobs` or `email` command works on.
+fn command_queue(env: Environment, args: &QueueArgs) -> anyhow::Result<JobQueue> {
+    job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)
+}
+
 async fn jobs(env: Environment, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    let args = match &command {
+        JobsCommand::Stats(args) | JobsCommand::RetryDead(args) => args,
+        JobsCommand::Dead { queue, .. } => queue,
+    };
+    let queue = command_queue(env, args)?;
     let mut stdout = std::io::stdout().lock();
     match command {
         JobsCommand::Stats(args) => {
-            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
             let mut stats = serde_json::to_value(queue.stats().await?)?;
-            let db = pg::connect_lazy(&database_url(env, &args.pg)?, &args.pg)?;
+            let db = pool(&database_url(env, &args.pg)?, &args.pg)?;
             stats["outbox"] = labs_db::outbox::pending(&db)
                 .await
                 .context("cannot count the outbox")?
                 .into();
             writeln!(stdout, "{}", serde_json::to_string_pretty(&stats)?)?;
         }
-        JobsCommand::Dead { limit, queue: args } => {
-            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+        JobsCommand::Dead { limit, .. } => {
             writeln!(
                 stdout,
                 "{}",
                 serde_json::to_string_pretty(&queue.dead_jobs(limit).await?)?
             )?;
         }
-        JobsCommand::RetryDead(args) => {
-            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+        JobsCommand::RetryDead(_) => {
             let revived = queue.retry_dead().await?;
             writeln!(stdout, "{revived} dead jobs put back on their queues")?;
         }
@@ -260,7 +266,7 @@ async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCo
             requested_by,
             queue: args,
         } => {
-            let queue = job_queue(&redis_url(env, &args.redis)?, &args.redis, &args.jobs)?;
+            let queue = command_queue(env, &args)?;
             let job = SendEmail {
                 to,
                 email: Email::Test { requested_by },
@@ -277,6 +283,11 @@ async fn migrate(env: Environment, args: &MigrateArgs) -> anyhow::Result<ExitCod
     let db = migrated_pool(env, &database_url, &args.pg).await?;
     db.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A lazy pool on `url`; the only way commands open one, so the error names the variable.
+fn pool(url: &SecretString, config: &PgConfig) -> anyhow::Result<PgPool> {
+    pg::connect_lazy(url, config).context("DATABASE_URL is not a valid Postgres URL")
 }
 
 fn database_url(env: Environment, config: &PgConfig) -> anyhow::Result<SecretString> {
@@ -302,7 +313,7 @@ async fn migrated_pool(
     {
         tracing::info!("created the development database");
     }
-    let db = pg::connect_lazy(url, config).context("DATABASE_URL is not a valid Postgres URL")?;
+    let db = pool(url, config)?;
     pg::migrate(&db).await.context("migrations failed")?;
     tracing::info!(
         version = labs_db::schema::expected_version(),
