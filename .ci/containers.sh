@@ -194,13 +194,20 @@ done
 [ "$health" = healthy ] || { echo "HEALTHCHECK status: $health" >&2; exit 1; }
 log "HEALTHCHECK (labs healthcheck): healthy"
 
-docker logs labs-ci 2>&1 | head -n 1 | python3 -c 'import json,sys; line=json.loads(sys.stdin.readline()); assert line["level"] and line["message"], line' \
-  || { echo "the container does not log JSON lines" >&2; exit 1; }
+# Read the logs once: `docker logs | head` or `| grep -q` would end the pipe early, and under
+# pipefail docker's SIGPIPE would fail the check at random.
+container_logs=$(docker logs labs-ci 2>&1)
+printf '%s\n' "$container_logs" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    record = json.loads(line)  # every line is one JSON object
+    assert record["level"] and record["message"], record
+' || { printf '%s\n' "$container_logs" | head -n 5; echo "the container does not log JSON lines only" >&2; exit 1; }
 
 docker stop --time 30 labs-ci >/dev/null
 exit_code=$(docker inspect --format '{{.State.ExitCode}}' labs-ci)
 [ "$exit_code" = 0 ] || { docker logs labs-ci | tail -n 10; echo "exit code $exit_code after SIGTERM" >&2; exit 1; }
-docker logs labs-ci 2>&1 | grep -q '"shutdown requested"' || { echo "no graceful shutdown in the logs" >&2; exit 1; }
+case "$(docker logs labs-ci 2>&1)" in *'"shutdown requested"'*) ;; *) echo "no graceful shutdown in the logs" >&2; exit 1 ;; esac
 log "SIGTERM: drained and exited 0"
 
 # ---- log aggregation: Docker's fluentd log driver to a real Forward-protocol server --------------
