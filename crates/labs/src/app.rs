@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use axum::Router;
+use labs_api::ApiState;
 use labs_http::{ApiError, AppState, HttpConfig, layers, root_path};
 
 use crate::cli::Role;
@@ -42,19 +43,20 @@ impl Roles {
     }
 }
 
-/// The whole HTTP application for `roles`, with middleware and root path applied. Roles
-/// without an API of their own (worker, scheduler) still serve the health endpoints, for
-/// their probes.
-pub fn http_app(roles: &Roles, state: AppState, config: &HttpConfig) -> Router {
-    let mut routes: Router<AppState> = Router::new();
-    if roles.has(Role::Api) {
-        routes = routes.merge(labs_api::app(&config.root_path));
-    } else {
-        let (health, _) = labs_http::health::router().split_for_parts();
-        routes = routes.merge(health);
-    }
-    let routes = routes
-        .fallback(|| async { ApiError::NotFound })
-        .with_state(state);
+/// The whole HTTP application, with middleware and root path applied: the public API when
+/// `api` is given (the api role), else only the health endpoints, which roles without an API
+/// of their own (worker, scheduler) serve for their probes.
+pub fn http_app(state: AppState, api: Option<ApiState>, config: &HttpConfig) -> Router {
+    let routes: Router = match api {
+        Some(api) => labs_api::app(&config.root_path, &api)
+            .fallback(|| async { ApiError::NotFound })
+            .with_state(api),
+        None => {
+            let (health, _) = labs_http::health::router::<AppState>().split_for_parts();
+            health
+                .fallback(|| async { ApiError::NotFound })
+                .with_state(state)
+        }
+    };
     root_path::serve_under(&config.root_path, layers::apply(routes, config))
 }

@@ -55,6 +55,57 @@ pub enum Command {
     /// Email operations.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Account operations.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Key material for the credential settings.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Make `--email` an administrator: creates the account (verified) if it does not exist,
+    /// with the password in `LABS_ADMIN_PASSWORD`, or a generated one printed once; promotes
+    /// it if it does.
+    CreateAdmin {
+        /// The administrator's email address.
+        #[arg(long)]
+        email: String,
+        /// The new account's password (ignored when the account exists). Unset: generated.
+        #[arg(long = "password", env = "LABS_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<secrecy::SecretString>,
+        #[command(flatten)]
+        pg: PgConfig,
+        #[command(flatten)]
+        keys: labs_auth::KeyConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new key, ready for its setting (see docs/SECURITY.md for rotation).
+    Generate {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        /// For `totp`: the key id (0-255) to prefix, one above the current key's.
+        #[arg(long, default_value_t = 1)]
+        id: u8,
+    },
+}
+
+/// What key to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    /// An Ed25519 signing key for LABS_JWT_SIGNING_KEY (and its public key, for
+    /// LABS_JWT_RETIRED_KEYS at the next rotation).
+    Jwt,
+    /// A shared secret for LABS_JWT_SIGNING_KEY with LABS_JWT_ALGORITHM=hs256.
+    Hs256,
+    /// An entry for LABS_TOTP_ENCRYPTION_KEYS.
+    Totp,
+    /// A key for LABS_CODE_HASH_KEY.
+    CodeHash,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +201,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub mail: MailConfig,
+
+    #[command(flatten)]
+    pub auth: labs_api::AuthConfig,
 }
 
 #[derive(Debug, Args)]

@@ -12,15 +12,21 @@ use labs_jobs::jobs::{Email, SendEmail};
 use labs_jobs::{JobQueue, JobsConfig, RuntimeConfig};
 use labs_worker::WorkerContext;
 use labs_worker::email::Mailer;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use labs_api::{ApiState, Auth};
+use labs_auth::config::{DEV_CODE_HASH_KEY, DEV_TOTP_ENCRYPTION_KEYS, ResolvedSecrets};
+use labs_auth::{AuthKeys, KeyConfig};
+
 use crate::app::{Roles, http_app};
 use crate::cli::{
-    Cli, Command, EmailCommand, Environment, HealthcheckArgs, JobsCommand, MigrateArgs,
-    OpenapiArgs, QueueArgs, Role, ServeArgs,
+    Cli, Command, EmailCommand, Environment, HealthcheckArgs, JobsCommand, KeyKind, KeysCommand,
+    MigrateArgs, OpenapiArgs, QueueArgs, Role, ServeArgs, UserCommand,
 };
 use crate::settings::required_secret;
 
@@ -33,6 +39,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         Command::Openapi(args) => openapi(&args),
         Command::Jobs(command) => jobs(cli.env, command).await,
         Command::Email(command) => email(cli.env, command).await,
+        Command::User(command) => user(cli.env, command).await,
+        Command::Keys(command) => keys(&command),
     }
 }
 
@@ -74,7 +82,24 @@ async fn serve(
         ready_timeout: args.http.ready_timeout,
         root_path: args.http.root_path.clone(),
     };
-    let app = http_app(&roles, state, &args.http);
+    // Only the api role holds credential keys: the other roles run without them.
+    let api = if roles.has(Role::Api) {
+        let keys = auth_keys(env, &args.auth.keys)?;
+        let auth = Auth::new(
+            keys,
+            args.auth.clone(),
+            &args.http.cors_origins,
+            &args.http.root_path,
+        );
+        Some(ApiState {
+            app: state.clone(),
+            auth: Arc::new(auth),
+            queue: queue.clone(),
+        })
+    } else {
+        None
+    };
+    let app = http_app(state, api, &args.http);
     let listener = TcpListener::bind(args.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
@@ -273,6 +298,114 @@ async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCo
             };
             let id = queue.enqueue(job).await?;
             writeln!(std::io::stdout().lock(), "queued test email as job {id}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The credential keys, each secret resolved like every other (development default, or set
+/// explicitly in production), then checked.
+fn auth_keys(env: Environment, config: &KeyConfig) -> anyhow::Result<AuthKeys> {
+    let secrets = ResolvedSecrets {
+        jwt_signing_key: required_secret(
+            env,
+            "LABS_JWT_SIGNING_KEY",
+            config.jwt_signing_key.as_ref(),
+            config.dev_signing_key(),
+        )?,
+        totp_encryption_keys: required_secret(
+            env,
+            "LABS_TOTP_ENCRYPTION_KEYS",
+            config.totp_encryption_keys.as_ref(),
+            DEV_TOTP_ENCRYPTION_KEYS,
+        )?,
+        code_hash_key: required_secret(
+            env,
+            "LABS_CODE_HASH_KEY",
+            config.code_hash_key.as_ref(),
+            DEV_CODE_HASH_KEY,
+        )?,
+    };
+    Ok(AuthKeys::new(config, &secrets)?)
+}
+
+async fn user(env: Environment, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let UserCommand::CreateAdmin {
+        email,
+        password,
+        pg,
+        keys,
+    } = command;
+    let email = labs_domain::Email::parse(&email).context("--email is not a valid address")?;
+    let db = pool(&database_url(env, &pg)?, &pg)?;
+    let mut stdout = std::io::stdout().lock();
+    let promote = labs_db::users::UserChanges {
+        is_admin: Some(true),
+        is_active: Some(true),
+        ..Default::default()
+    };
+    if let Some(found) = labs_db::users::credentials(&db, Some(email.as_str()), None).await? {
+        labs_db::users::update(&db, found.user.id, &promote).await?;
+        labs_db::users::mark_verified(&db, found.user.id).await?;
+        writeln!(stdout, "{email} is now an administrator")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (password, generated) = match password {
+        Some(password) => (password.expose_secret().to_owned(), false),
+        None => (
+            labs_auth::token::OpaqueToken::generate()
+                .as_str()
+                .to_owned(),
+            true,
+        ),
+    };
+    let password = labs_domain::Password::new(password).context("LABS_ADMIN_PASSWORD")?;
+    // Only the hasher's parameters matter here; no other key is needed to create an account.
+    let hasher = labs_auth::PasswordHasher::new(
+        keys.argon2_memory_kib,
+        keys.argon2_iterations,
+        keys.argon2_parallelism,
+    )?;
+    let hash = hasher.hash(password.expose())?;
+    let new = labs_db::users::NewUser {
+        id: uuid::Uuid::now_v7(),
+        email: email.as_str(),
+        full_name: None,
+        password_hash: Some(&hash),
+        is_admin: true,
+        verified: true,
+    };
+    labs_db::users::insert(&db, &new)
+        .await?
+        .context("the account was created concurrently; run the command again")?;
+    writeln!(stdout, "created administrator {email}")?;
+    if generated {
+        writeln!(stdout, "password (shown once): {}", password.expose())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys(command: &KeysCommand) -> anyhow::Result<ExitCode> {
+    let KeysCommand::Generate { kind, id } = command;
+    let mut stdout = std::io::stdout().lock();
+    match kind {
+        KeyKind::Jwt => {
+            let (private, public) = labs_auth::jwt::generate_ed25519_pem();
+            writeln!(stdout, "# LABS_JWT_SIGNING_KEY\n{private}")?;
+            writeln!(
+                stdout,
+                "# its public key, for LABS_JWT_RETIRED_KEYS after the next rotation\n{public}"
+            )?;
+        }
+        KeyKind::Hs256 | KeyKind::CodeHash => {
+            writeln!(stdout, "{}", labs_auth::config::generate_symmetric_key())?;
+        }
+        KeyKind::Totp => {
+            writeln!(
+                stdout,
+                "{id}:{}",
+                labs_auth::config::generate_symmetric_key()
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,10 +13,13 @@ use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use labs_http::{ApiError, AppState};
+use labs_http::ApiError;
 use utoipa_swagger_ui::Config;
 
-pub(crate) fn router(document: &utoipa::openapi::OpenApi, root_path: &str) -> Router<AppState> {
+pub(crate) fn router(
+    document: &utoipa::openapi::OpenApi,
+    root_path: &str,
+) -> Router<crate::ApiState> {
     // Serialising a document we just built cannot fail; an empty body would show in the
     // snapshot test at once.
     let spec = Bytes::from(document.to_json().unwrap_or_default());

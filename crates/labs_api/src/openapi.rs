@@ -6,6 +6,9 @@ use labs_http::problem::PROBLEM_JSON;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 
@@ -23,6 +26,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
         (name = "meta", description = "What this service is"),
         (name = "ext", description = "The original template's echo and health check"),
         (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Accounts, logins, sessions and second factors"),
+        (name = "users", description = "Accounts, for administrators"),
+        (name = "admin", description = "Operations views, for administrators"),
     )
 )]
 struct ApiDoc;
@@ -51,11 +57,28 @@ pub fn finish(mut document: utoipa::openapi::OpenApi, root_path: &str) -> utoipa
                 .build(),
         )
         .build();
-    document
-        .components
-        .get_or_insert_with(Default::default)
+    let components = document.components.get_or_insert_with(Default::default);
+    components
         .responses
         .insert(PROBLEM_RESPONSE.to_owned(), RefOr::T(problem));
+    // How to authenticate: a Bearer JWT, which the docs' "Authorize" button obtains with the
+    // OAuth 2.0 password flow at /auth/token.
+    components.add_security_scheme(
+        "bearerAuth",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "oauth2",
+        SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
+            format!("{root_path}/auth/token"),
+            Scopes::new(),
+        ))])),
+    );
 
     for item in document.paths.paths.values_mut() {
         let operations = [

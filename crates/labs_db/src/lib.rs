@@ -7,10 +7,13 @@
 //! What deliberately does not: anything about HTTP, and the job queue's own use of Redis
 //! (that belongs to the jobs crate, which gets its connection from here).
 
+pub mod credentials;
 pub mod outbox;
 pub mod pg;
+pub mod ratelimit;
 pub mod redis;
 pub mod schema;
+pub mod users;
 
 pub use pg::{PgConfig, PgPool};
 pub use redis::{RedisConfig, RedisConnection};

@@ -19,8 +19,13 @@ use utoipa_axum::routes;
 use crate::extract::Json;
 use crate::state::AppState;
 
-/// The health routes, served by every role.
-pub fn router() -> OpenApiRouter<AppState> {
+/// The health routes, served by every role (whatever its state, as long as it holds an
+/// [`AppState`]).
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AppState: axum::extract::FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(get_liveness))
         .routes(routes!(get_readiness))

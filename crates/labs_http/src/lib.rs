@@ -10,6 +10,7 @@
 //! (in the db crate).
 
 pub mod config;
+pub mod csrf;
 pub mod extract;
 pub mod health;
 pub mod layers;

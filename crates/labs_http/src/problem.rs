@@ -44,6 +44,11 @@ pub struct Problem {
     /// The request's id (also in the `x-request-id` header), to quote when asking for help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Members specific to one kind of problem (RFC 9457 §3.2), such as `mfaToken` on
+    /// `mfa-required`; documented with the operations that return them.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(ignore)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Everything that can go wrong in a request, one variant per kind of answer.
@@ -77,6 +82,37 @@ pub enum ApiError {
     /// A dependency the request needs is not answering.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 400 with a stable code of its own (an invalid or expired token, a wrong code...).
+    #[error("{detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: &'static str,
+    },
+    /// 401: no credentials, or credentials that do not hold. Answered with
+    /// `WWW-Authenticate: Bearer`.
+    #[error("{detail}")]
+    Unauthorized {
+        code: &'static str,
+        detail: &'static str,
+    },
+    /// 403: authenticated (or not needed), but not allowed.
+    #[error("{detail}")]
+    Forbidden {
+        code: &'static str,
+        detail: &'static str,
+    },
+    /// 409: the request conflicts with the current state (a duplicate email...).
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: &'static str,
+    },
+    /// 429: a rate limit was reached; answered with `Retry-After`.
+    #[error("too many requests: try again in {} s", retry_after_seconds(*.retry_after))]
+    TooManyRequests { retry_after: std::time::Duration },
+    /// A problem document built by the handler, for the few answers with extension members.
+    #[error("{}", .0.detail)]
+    Problem(Box<Problem>),
     /// A bug or an unexpected failure. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -103,6 +139,14 @@ impl ApiError {
             Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) | Self::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Problem(problem) => {
+                StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Self::Status(status) => *status,
         }
     }
@@ -122,6 +166,12 @@ impl ApiError {
             Self::Timeout => "timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) | Self::Panicked => "internal",
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Conflict { code, .. } => code,
+            Self::TooManyRequests { .. } => "rate-limited",
+            Self::Problem(problem) => return Cow::Owned(problem.code.clone()),
             Self::Status(status) => return Cow::Owned(code_for_status(*status)),
         })
     }
@@ -156,6 +206,11 @@ impl ApiError {
 
     /// Renders the problem document for this error.
     pub fn to_problem(&self) -> Problem {
+        if let Self::Problem(problem) = self {
+            let mut problem = (**problem).clone();
+            problem.request_id = current_request_id();
+            return problem;
+        }
         let status = self.status();
         let code = self.code();
         Problem {
@@ -165,8 +220,32 @@ impl ApiError {
             detail: self.detail(),
             code: code.into_owned(),
             request_id: current_request_id(),
+            extensions: serde_json::Map::new(),
         }
     }
+
+    /// A problem with extension members, for [`ApiError::Problem`].
+    pub fn with_extensions(
+        status: StatusCode,
+        code: &str,
+        detail: &str,
+        extensions: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        Self::Problem(Box::new(Problem {
+            kind: format!("urn:labs:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.to_owned(),
+            code: code.to_owned(),
+            request_id: None,
+            extensions,
+        }))
+    }
+}
+
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    // Rounded up: retrying at the announced second must succeed.
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl IntoResponse for ApiError {
@@ -175,7 +254,22 @@ impl IntoResponse for ApiError {
             // Logged here, where it is handled, inside the request's span (so with its id).
             tracing::error!(error = %cause, "request failed with an internal error");
         }
-        problem_response(&self.to_problem())
+        let mut response = problem_response(&self.to_problem());
+        match &self {
+            Self::Unauthorized { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TooManyRequests { retry_after } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_seconds(*retry_after)),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 

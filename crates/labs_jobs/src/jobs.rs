@@ -25,7 +25,22 @@ pub enum Email {
         /// Who asked for it (shown in the message), e.g. the operator's name.
         requested_by: String,
     },
+    /// The link that proves an address belongs to its new account.
+    VerifyEmail { link: String },
+    /// Someone signed up with an address that already has an account: tell its owner
+    /// instead of telling the visitor (who may not be the owner).
+    AlreadyRegistered { reset_link: String },
+    /// A one-time login code.
+    LoginCode { code: String, valid_minutes: u32 },
+    /// The link to choose a new password.
+    PasswordReset { link: String },
+    /// The password was changed (by a reset): every session was ended.
+    PasswordChanged {},
 }
+
+// A job payload holds what its email needs, which for these messages is a secret (a link
+// with a token, a code). Such a payload lives in the outbox row until relayed (seconds),
+// then in Redis until sent; both expire with the secret they carry. See docs/SECURITY.md.
 
 impl Job for SendEmail {
     const NAME: &'static str = "send_email";
@@ -44,4 +59,13 @@ impl Job for RelayOutbox {
     const NAME: &'static str = "relay_outbox";
     // The next tick is a second away: retrying an old tick would only pile up.
     const MAX_ATTEMPTS: u32 = 1;
+}
+
+/// Deletes expired tokens, codes and dead sessions (a periodic job, hourly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeExpiredCredentials {}
+
+impl Job for PurgeExpiredCredentials {
+    const NAME: &'static str = "purge_expired_credentials";
+    const MAX_ATTEMPTS: u32 = 3;
 }

@@ -7,6 +7,7 @@
 //!
 //! Not here: the payload types and the queue (labs_jobs), SQL (labs_db).
 
+pub mod credentials;
 pub mod email;
 pub mod outbox;
 pub mod scheduler;
@@ -14,7 +15,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use labs_db::PgPool;
-use labs_jobs::jobs::{RelayOutbox, SendEmail};
+use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
 use crate::email::Mailer;
@@ -54,6 +55,8 @@ pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
         .job::<SendEmail>()
         // The Postgres outbox, moved to the queue every second.
         .job::<RelayOutbox>()
+        // Expired tokens, codes and sessions, deleted hourly.
+        .job::<PurgeExpiredCredentials>()
 }
 
 /// Runs the worker role until `shutdown`: every job type of [`jobs`], restarted after an

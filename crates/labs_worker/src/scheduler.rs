@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use labs_db::RedisConnection;
-use labs_jobs::jobs::RelayOutbox;
+use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox};
 use labs_jobs::{Job, JobQueue, JobsError};
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +43,8 @@ pub fn schedule() -> Vec<Periodic> {
     vec![
         // Move jobs written with database changes to the queue.
         Periodic::every::<RelayOutbox>("* * * * * *"),
+        // Delete credentials that can no longer be used (at minute 17, off the hour's peak).
+        Periodic::every::<PurgeExpiredCredentials>("0 17 * * * *"),
     ]
 }
 

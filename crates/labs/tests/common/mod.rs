@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use labs::app::{Roles, http_app};
-use labs::cli::Role;
+use labs::app::http_app;
+use labs_api::ApiState;
 use labs_db::{PgPool, RedisConfig};
 use labs_http::{AppState, HttpConfig};
 use secrecy::SecretString;
@@ -62,7 +62,59 @@ pub fn app(db: PgPool) -> Router {
 }
 
 pub fn app_with(state: AppState, config: &HttpConfig) -> Router {
-    http_app(&Roles::new(&[Role::Api]), state, config)
+    let api = api_state(state.clone(), &[]);
+    http_app(state, Some(api), config)
+}
+
+/// The origin tests' browsers are trusted from (CORS and CSRF).
+pub const TRUSTED_ORIGIN: &str = "https://app.example.com";
+
+/// The api role's state with the development keys and `settings` (auth command-line flags,
+/// e.g. `["--rate-limit-per-account", "3/1m"]`), rate limits and jobs in namespaces of their
+/// own so that parallel tests do not share budgets or queues.
+pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
+    #[derive(clap::Parser)]
+    struct Settings {
+        #[command(flatten)]
+        auth: labs_api::AuthConfig,
+    }
+    let namespace = labs_testkit::unique_name("rl");
+    let mut argv = vec!["labs", "--rate-limit-namespace", &namespace];
+    argv.extend_from_slice(settings);
+    let settings = <Settings as clap::Parser>::parse_from(argv);
+    let secrets = labs_auth::config::ResolvedSecrets {
+        jwt_signing_key: settings.auth.keys.dev_signing_key().into(),
+        totp_encryption_keys: labs_auth::config::DEV_TOTP_ENCRYPTION_KEYS.into(),
+        code_hash_key: labs_auth::config::DEV_CODE_HASH_KEY.into(),
+    };
+    let keys = labs_auth::AuthKeys::new(&settings.auth.keys, &secrets).unwrap();
+    let auth = labs_api::Auth::new(keys, settings.auth, &[TRUSTED_ORIGIN.to_owned()], "/api");
+    ApiState {
+        app,
+        auth: std::sync::Arc::new(auth),
+        queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
+    }
+}
+
+pub fn job_queue(redis_url: &str, namespace: &str) -> labs_jobs::JobQueue {
+    let config = labs_jobs::JobsConfig {
+        jobs_namespace: namespace.to_owned(),
+        worker_concurrency: 4,
+        dead_job_limit: 100,
+    };
+    labs_jobs::JobQueue::new(
+        &SecretString::from(redis_url),
+        &config,
+        Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
+/// The API application on `db` with auth `settings`.
+pub fn auth_app(db: PgPool, settings: &[&str]) -> Router {
+    let state = state_with_redis(db, &shared_redis_url());
+    let api = api_state(state.clone(), settings);
+    http_app(state, Some(api), &http_config())
 }
 
 /// The real `labs` binary, running as a child process with JSON logs captured.

@@ -1,0 +1,1286 @@
+//! Authentication over HTTP, against a fresh database per test, the real Redis, and (where an
+//! email matters) a real SMTP server fed by the real worker: every flow end to end, and the
+//! attacks each defence exists for.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{TRUSTED_ORIGIN, auth_app, job_queue};
+use labs_db::PgPool;
+use labs_jobs::Handler;
+use labs_jobs::jobs::RelayOutbox;
+use labs_testkit::{Answer, SmtpServer, send, shared_redis_url, unique_name};
+use labs_worker::WorkerContext;
+use labs_worker::email::{MailConfig, Mailer};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(app, request.body(body).unwrap()).await
+}
+
+async fn post(app: &Router, path: &str, body: Value) -> Answer {
+    call(app, "POST", path, Some(body), &[]).await
+}
+
+async fn get_as(app: &Router, path: &str, token: &str) -> Answer {
+    call(
+        app,
+        "GET",
+        path,
+        None,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+}
+
+/// An account made directly in the database (verified unless told otherwise).
+async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> Uuid {
+    let hash = labs_auth::PasswordHasher::owasp()
+        .unwrap()
+        .hash(PASSWORD)
+        .unwrap();
+    let new = labs_db::users::NewUser {
+        id: Uuid::now_v7(),
+        email,
+        full_name: None,
+        password_hash: Some(&hash),
+        is_admin: admin,
+        verified,
+    };
+    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+}
+
+async fn login(app: &Router, email: &str) -> Value {
+    let answer = post(
+        app,
+        "/api/auth/token",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.json()
+}
+
+fn access(tokens: &Value) -> String {
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The real worker, sending through a real SMTP server, with the outbox relayed as the
+/// scheduler does (here every 100 ms).
+struct Mail {
+    smtp: SmtpServer,
+    stop: CancellationToken,
+}
+
+impl Mail {
+    fn start(db: &PgPool) -> Self {
+        let smtp = SmtpServer::start();
+        let mailer = Mailer::new(&MailConfig {
+            smtp_url: Some(SecretString::from(format!(
+                "smtp://127.0.0.1:{}",
+                smtp.port
+            ))),
+            mail_from: "labs <noreply@labs.test>".to_owned(),
+            smtp_timeout: Duration::from_secs(5),
+            smtp_ca_file: None,
+        })
+        .unwrap();
+        let ctx = WorkerContext::new(
+            db.clone(),
+            job_queue(&shared_redis_url(), &unique_name("mail")),
+            mailer,
+        );
+        let stop = CancellationToken::new();
+        let config = labs_jobs::RuntimeConfig {
+            concurrency: 2,
+            drain: Duration::from_secs(2),
+        };
+        tokio::spawn(labs_worker::run_worker(ctx.clone(), config, stop.clone()));
+        let relay_stop = stop.clone();
+        tokio::spawn(async move {
+            while !relay_stop.is_cancelled() {
+                let _ = RelayOutbox::default().handle(&ctx).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { smtp, stop }
+    }
+
+    /// Waits for the `n`th message (1-based) and returns it, decoded. (Polls with async
+    /// sleeps: the worker runs on this test's runtime.)
+    async fn message(&self, n: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let messages = self.smtp.messages();
+            if messages.len() >= n {
+                return decode_quoted_printable(&messages[n - 1]);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} emails arrived within 30 s",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.smtp.messages().len()
+    }
+}
+
+impl Drop for Mail {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Undoes quoted-printable (soft line breaks and `=XX`), which lettre uses for long lines.
+fn decode_quoted_printable(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The token of the first `<page>?token=` link in `message`.
+fn link_token(message: &str, page: &str) -> String {
+    let marker = format!("/{page}?token=");
+    let start = message
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {page} link in {message}"))
+        + marker.len();
+    message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// The current TOTP code for a base32 secret, from pyotp (an independent implementation).
+fn pyotp_now(secret: &str) -> String {
+    let python = std::env::var("LABS_TEST_PYTHON")
+        .unwrap_or_else(|_| "/var/cache/labs-ci/venv/bin/python".to_owned());
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).now())",
+            secret,
+        ])
+        .output()
+        .expect("pyotp runs (scripts/python-tools.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    let mail = Mail::start(&db);
+
+    let answer = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "Ada@Example.com", "password": PASSWORD, "fullName": "Ada"}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    let message = mail.message(1).await;
+    assert!(message.contains("To: ada@example.com"), "{message}");
+    assert!(
+        message.contains("Subject: Confirm your email address"),
+        "{message}"
+    );
+    assert!(
+        message.contains("http://localhost:8080/verify-email?token="),
+        "{message}"
+    );
+    let token = link_token(&message, "verify-email");
+
+    // Not verified yet: the right password is not enough.
+    let early = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(early.status, StatusCode::FORBIDDEN);
+    assert_eq!(early.json()["code"], "email-not-verified");
+
+    let verified = post(&app, "/api/auth/verify", json!({"token": token})).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.text());
+    assert_eq!(verified.json()["emailVerified"], true);
+    let again = post(&app, "/api/auth/verify", json!({"token": token})).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "single use");
+    assert_eq!(again.json()["code"], "invalid-token");
+
+    let tokens = login(&app, "ADA@example.com").await;
+    assert_eq!(tokens["token_type"], "bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let me = get_as(&app, "/api/auth/me", &access(&tokens)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["email"], "ada@example.com");
+    assert_eq!(me.json()["fullName"], "Ada");
+    assert!(me.json().get("passwordHash").is_none());
+
+    // Rotation: each refresh token works once and gives a new pair.
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": first_refresh}),
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
+    let rotated = rotated.json();
+    assert_ne!(rotated["refresh_token"], first_refresh);
+    assert_eq!(
+        get_as(&app, "/api/auth/me", &access(&rotated)).await.status,
+        StatusCode::OK
+    );
+
+    // Reuse of the old one: the whole family is revoked, the new tokens too.
+    let reuse = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": first_refresh}),
+    )
+    .await;
+    assert_eq!(reuse.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reuse.header("www-authenticate"), "Bearer");
+    let after = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": rotated["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(
+        after.status,
+        StatusCode::UNAUTHORIZED,
+        "the stolen family is dead"
+    );
+    let me = get_as(&app, "/api/auth/me", &access(&rotated)).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me.json()["code"], "session-ended");
+
+    // Logout ends one session; logout everywhere ends all.
+    let one = login(&app, "ada@example.com").await;
+    let two = login(&app, "ada@example.com").await;
+    let three = login(&app, "ada@example.com").await;
+    let out = call(
+        &app,
+        "POST",
+        "/api/auth/logout",
+        Some(json!({})),
+        &[("authorization", &format!("Bearer {}", access(&one)))],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get_as(&app, "/api/auth/me", &access(&one)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get_as(&app, "/api/auth/me", &access(&two)).await.status,
+        StatusCode::OK
+    );
+    let everywhere = post(
+        &app,
+        "/api/auth/logout",
+        json!({"refreshToken": two["refresh_token"], "everywhere": true}),
+    )
+    .await;
+    assert_eq!(everywhere.status, StatusCode::NO_CONTENT);
+    for tokens in [&two, &three] {
+        assert_eq!(
+            get_as(&app, "/api/auth/me", &access(tokens)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let refresh = post(
+            &app,
+            "/api/auth/refresh",
+            json!({"refreshToken": tokens["refresh_token"]}),
+        )
+        .await;
+        assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(mail.count(), 1, "one email: the verification");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    let mail = Mail::start(&db);
+    user(&db, "ada@example.com", false, true).await;
+    let taken = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "ada@example.com", "password": "another password"}),
+    )
+    .await;
+    let fresh = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "bob@example.com", "password": "another password"}),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::ACCEPTED);
+    assert_eq!(taken.json(), fresh.json(), "the same answer either way");
+    let messages = [mail.message(1).await, mail.message(2).await];
+    let to_ada = messages
+        .iter()
+        .find(|m| m.contains("To: ada@example.com"))
+        .unwrap();
+    assert!(to_ada.contains("You already have an account"), "{to_ada}");
+    assert!(to_ada.contains("/reset-password?token="), "{to_ada}");
+    let users = labs_db::users::count(&db).await.unwrap();
+    assert_eq!(users, 2);
+
+    let short = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "c@example.com", "password": "short"}),
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(short.header("content-type"), "application/problem+json");
+    let long = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "c@example.com", "password": "x".repeat(100_000)}),
+    )
+    .await;
+    assert_eq!(long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_email = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "not-an-email", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(bad_email.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn an_unknown_email_and_a_wrong_password_look_the_same(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    user(&db, "ada@example.com", false, true).await;
+    let mut bodies = Vec::new();
+    for (email, password) in [
+        ("ada@example.com", "wrong password"),
+        ("nobody@example.com", PASSWORD),
+        ("not an email", PASSWORD),
+    ] {
+        let answer = post(
+            &app,
+            "/api/auth/token",
+            json!({"email": email, "password": password}),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        let mut body = answer.json();
+        body.as_object_mut().unwrap().remove("requestId");
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(bodies[0], bodies[2]);
+    assert_eq!(bodies[0]["code"], "invalid-credentials");
+    // The same time too: the unknown email is checked against a decoy hash. (Timing is
+    // measured in bench/, not asserted here; see docs/SECURITY.md.)
+
+    let huge = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": "x".repeat(100_000)}),
+    )
+    .await;
+    assert_eq!(
+        huge.status,
+        StatusCode::UNAUTHORIZED,
+        "over-long input is refused before hashing"
+    );
+
+    // The OAuth 2.0 password form (the docs' Authorize button) works too.
+    let form = Request::post("/api/auth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "grant_type=password&username=ada%40example.com&password={}",
+            PASSWORD.replace(' ', "+")
+        )))
+        .unwrap();
+    let answer = send(&app, form).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert!(answer.json()["access_token"].is_string());
+}
+
+/// Signs `claims` with `header` using the development key (a token from a holder of our key,
+/// but with the properties a test wants).
+fn forge(claims: &Value) -> String {
+    let encoding =
+        jsonwebtoken::EncodingKey::from_ed_der(&pkcs8_der(labs_auth::config::DEV_JWT_SIGNING_KEY));
+    let keys = labs_auth::jwt::JwtKeys::ed25519(
+        labs_auth::config::DEV_JWT_SIGNING_KEY,
+        "",
+        labs_auth::jwt::TokenPolicy {
+            issuer: "labs".into(),
+            audience: "labs-api".into(),
+            ttl: Duration::from_secs(900),
+        },
+    )
+    .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(keys.kid().to_owned());
+    jsonwebtoken::encode(&header, claims, &encoding).unwrap()
+}
+
+fn pkcs8_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn forged_expired_and_foreign_tokens_are_refused(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    user(&db, "ada@example.com", false, true).await;
+    let good = access(&login(&app, "ada@example.com").await);
+    let parts: Vec<&str> = good.split('.').collect();
+    let claims: Value = {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[1])
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let with = |changes: Value| {
+        let mut claims = claims.clone();
+        for (key, value) in changes.as_object().unwrap() {
+            claims[key] = value.clone();
+        }
+        claims
+    };
+    let header_none = b64(br#"{"alg":"none","typ":"JWT"}"#);
+    let mut tampered = good.clone();
+    tampered.replace_range(good.len() - 4.., "AAAA");
+    let hs256 = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = jsonwebtoken::decode_header(&good).unwrap().kid;
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"guessed secret of 32 bytes......"),
+        )
+        .unwrap()
+    };
+    let cases = [
+        ("valid", good.clone(), StatusCode::OK),
+        (
+            "alg none",
+            format!("{header_none}.{}.", parts[1]),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("tampered signature", tampered, StatusCode::UNAUTHORIZED),
+        (
+            "changed claims",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(with(json!({"sub": Uuid::now_v7()})).to_string().as_bytes()),
+                parts[2]
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("another algorithm", hs256, StatusCode::UNAUTHORIZED),
+        (
+            "expired",
+            forge(&with(json!({"iat": now - 3600, "exp": now - 1800}))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong audience",
+            forge(&with(json!({"aud": "another-api"}))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong issuer",
+            forge(&with(json!({"iss": "someone-else"}))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "garbage",
+            "not-a-token".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (name, token, expected) in cases {
+        let answer = get_as(&app, "/api/auth/me", &token).await;
+        assert_eq!(answer.status, expected, "{name}: {}", answer.text());
+        if expected == StatusCode::UNAUTHORIZED {
+            assert_eq!(
+                answer.header("content-type"),
+                "application/problem+json",
+                "{name}"
+            );
+        }
+    }
+    let no_token = call(&app, "GET", "/api/auth/me", None, &[]).await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(no_token.json()["code"], "not-authenticated");
+
+    // The published key set verifies our tokens and names their key.
+    let jwks = call(&app, "GET", "/api/.well-known/jwks.json", None, &[])
+        .await
+        .json();
+    let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], kid);
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
+    // The lock, not the rate limit, is under test: budgets above the attempts made here.
+    let app = auth_app(
+        db.clone(),
+        &[
+            "--rate-limit-per-account",
+            "100/1m",
+            "--rate-limit-per-ip",
+            "100/1m",
+        ],
+    );
+    let mail = Mail::start(&db);
+    user(&db, "ada@example.com", false, false).await;
+
+    // Unknown address: same answer, no account, no email.
+    let unknown = post(
+        &app,
+        "/api/auth/otp",
+        json!({"email": "nobody@example.com"}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::ACCEPTED);
+    assert!(
+        labs_db::users::credentials(&db, Some("nobody@example.com"), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let known = post(&app, "/api/auth/otp", json!({"email": "ada@example.com"})).await;
+    assert_eq!(known.json(), unknown.json());
+    let message = mail.message(1).await;
+    assert!(
+        message.contains("To: ada@example.com") && message.contains("Subject: Your login code"),
+        "{message}"
+    );
+    let code = code_in(&message);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for _ in 0..5 {
+        let answer = post(
+            &app,
+            "/api/auth/otp/verify",
+            json!({"email": "ada@example.com", "code": wrong}),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json()["code"], "invalid-code");
+    }
+    let locked = post(
+        &app,
+        "/api/auth/otp/verify",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(
+        locked.status,
+        StatusCode::UNAUTHORIZED,
+        "locked after 5 wrong tries, even with the right code"
+    );
+
+    post(&app, "/api/auth/otp", json!({"email": "ada@example.com"})).await;
+    let code = code_in(&mail.message(2).await);
+    let answer = post(
+        &app,
+        "/api/auth/otp/verify",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let me = get_as(&app, "/api/auth/me", &access(&answer.json()))
+        .await
+        .json();
+    assert_eq!(me["emailVerified"], true, "a code login proves the address");
+    let replay = post(
+        &app,
+        "/api/auth/otp/verify",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "single use");
+
+    // Expired codes are refused.
+    post(&app, "/api/auth/otp", json!({"email": "ada@example.com"})).await;
+    let code = code_in(&mail.message(3).await);
+    sqlx::query("UPDATE email_otps SET expires_at = now() - interval '1 second'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let expired = post(
+        &app,
+        "/api/auth/otp/verify",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The 6-digit code on its own line of a login-code email.
+fn code_in(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|line| line.len() == 6 && line.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in {message}"))
+        .to_owned()
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {
+    // This test makes more attempts than the default budgets allow.
+    let app = auth_app(
+        db.clone(),
+        &[
+            "--rate-limit-per-account",
+            "100/1m",
+            "--rate-limit-per-ip",
+            "100/1m",
+        ],
+    );
+    user(&db, "ada@example.com", false, true).await;
+    let tokens = login(&app, "ada@example.com").await;
+    let bearer = format!("Bearer {}", access(&tokens));
+    let auth = [("authorization", bearer.as_str())];
+
+    let enrolment = call(&app, "POST", "/api/auth/totp/enroll", None, &auth).await;
+    assert_eq!(enrolment.status, StatusCode::OK, "{}", enrolment.text());
+    let enrolment = enrolment.json();
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    assert!(
+        enrolment["otpauthUri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/labs:ada@example.com?secret=")
+    );
+    assert!(enrolment["qrSvg"].as_str().unwrap().contains("<svg"));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT totp_secret FROM users")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(
+        !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "sealed at rest"
+    );
+
+    let wrong = call(
+        &app,
+        "POST",
+        "/api/auth/totp/confirm",
+        Some(json!({"code": "000000"})),
+        &auth,
+    )
+    .await;
+    assert!(wrong.status == StatusCode::UNAUTHORIZED || pyotp_now(&secret) == "000000");
+    let code = pyotp_now(&secret);
+    let confirmed = call(
+        &app,
+        "POST",
+        "/api/auth/totp/confirm",
+        Some(json!({"code": code})),
+        &auth,
+    )
+    .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text());
+    let recovery: Vec<String> =
+        serde_json::from_value(confirmed.json()["recoveryCodes"].clone()).unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    // The password step now gives a challenge, never tokens.
+    let first = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::FORBIDDEN);
+    let challenge = first.json();
+    assert_eq!(challenge["code"], "mfa-required");
+    assert!(challenge.get("access_token").is_none());
+    let mfa_token = challenge["mfaToken"].as_str().unwrap().to_owned();
+
+    // The code that confirmed enrolment was used: replaying it in its window is refused.
+    let replay = post(
+        &app,
+        "/api/auth/totp/verify",
+        json!({"mfaToken": mfa_token, "code": code}),
+    )
+    .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "replay within the window"
+    );
+    assert_eq!(replay.json()["code"], "invalid-code");
+
+    // A recovery code works once.
+    let by_recovery = post(
+        &app,
+        "/api/auth/totp/verify",
+        json!({"mfaToken": mfa_token, "code": recovery[0].to_uppercase()}),
+    )
+    .await;
+    assert_eq!(by_recovery.status, StatusCode::OK, "{}", by_recovery.text());
+    let session = by_recovery.json();
+    let spent = post(
+        &app,
+        "/api/auth/totp/verify",
+        json!({"mfaToken": mfa_token, "code": recovery[1]}),
+    )
+    .await;
+    assert_eq!(
+        spent.status,
+        StatusCode::UNAUTHORIZED,
+        "the challenge is single use"
+    );
+    let again = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await
+    .json();
+    let reused = post(
+        &app,
+        "/api/auth/totp/verify",
+        json!({"mfaToken": again["mfaToken"], "code": recovery[0]}),
+    )
+    .await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNAUTHORIZED,
+        "a recovery code is single use"
+    );
+
+    // Wrong codes exhaust the challenge after 5 tries.
+    let challenge = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await
+    .json();
+    for _ in 0..5 {
+        post(
+            &app,
+            "/api/auth/totp/verify",
+            json!({"mfaToken": challenge["mfaToken"], "code": "abcde-fghjk"}),
+        )
+        .await;
+    }
+    let exhausted = post(
+        &app,
+        "/api/auth/totp/verify",
+        json!({"mfaToken": challenge["mfaToken"], "code": recovery[2]}),
+    )
+    .await;
+    assert_eq!(exhausted.json()["code"], "invalid-mfa-token");
+
+    // Turning it off needs a fresh token: a refreshed one is not.
+    let refreshed = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": session["refresh_token"]}),
+    )
+    .await
+    .json();
+    let stale = format!("Bearer {}", access(&refreshed));
+    let refused = call(
+        &app,
+        "POST",
+        "/api/auth/totp/disable",
+        Some(json!({"code": recovery[3]})),
+        &[("authorization", &stale)],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.json()["code"], "fresh-login-required");
+    let fresh = format!("Bearer {}", access(&session));
+    let off = call(
+        &app,
+        "POST",
+        "/api/auth/totp/disable",
+        Some(json!({"code": recovery[3]})),
+        &[("authorization", &fresh)],
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.text());
+    login(&app, "ada@example.com").await;
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_password_reset_sets_the_password_and_ends_every_session(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    let mail = Mail::start(&db);
+    user(&db, "ada@example.com", false, true).await;
+    let before = login(&app, "ada@example.com").await;
+
+    let unknown = post(
+        &app,
+        "/api/auth/password-reset",
+        json!({"email": "nobody@example.com"}),
+    )
+    .await;
+    let known = post(
+        &app,
+        "/api/auth/password-reset",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(known.status, StatusCode::ACCEPTED);
+    assert_eq!(known.json(), unknown.json());
+    let token = link_token(&mail.message(1).await, "reset-password");
+
+    let answer = post(
+        &app,
+        "/api/auth/password-reset/confirm",
+        json!({"token": token, "newPassword": "a brand new passphrase"}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    let reused = post(
+        &app,
+        "/api/auth/password-reset/confirm",
+        json!({"token": token, "newPassword": "yet another passphrase"}),
+    )
+    .await;
+    assert_eq!(reused.status, StatusCode::BAD_REQUEST, "single use");
+
+    assert_eq!(
+        get_as(&app, "/api/auth/me", &access(&before)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let refresh = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": before["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+    let old = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let new = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": "a brand new passphrase"}),
+    )
+    .await;
+    assert_eq!(new.status, StatusCode::OK);
+    assert!(
+        mail.message(2)
+            .await
+            .contains("Subject: Your password was changed")
+    );
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    user(&db, "ada@example.com", false, true).await;
+    let answer = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD, "setCookies": true}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.json().get("refresh_token").is_none(),
+        "not readable by scripts"
+    );
+    let cookies: Vec<&str> = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let access_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("labs_access="))
+        .unwrap();
+    let refresh_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("labs_refresh="))
+        .unwrap();
+    for cookie in [access_cookie, refresh_cookie] {
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+    }
+    assert!(
+        refresh_cookie.contains("Path=/api/auth"),
+        "{refresh_cookie}"
+    );
+    let jar = format!(
+        "{}; {}",
+        access_cookie.split(';').next().unwrap(),
+        refresh_cookie.split(';').next().unwrap()
+    );
+
+    let me = call(&app, "GET", "/api/auth/me", None, &[("cookie", &jar)]).await;
+    assert_eq!(me.status, StatusCode::OK);
+
+    // A cross-site page cannot make the browser refresh or log out with these cookies.
+    let forged = [
+        ("cookie", jar.as_str()),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+    ];
+    for path in ["/api/auth/refresh", "/api/auth/logout"] {
+        let answer = call(&app, "POST", path, Some(json!({})), &forged).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(answer.json()["code"], "csrf");
+        assert_eq!(answer.header("content-type"), "application/problem+json");
+    }
+    // A Bearer request from anywhere is unaffected (a forged form cannot send a header).
+    let tokens = login(&app, "ada@example.com").await;
+    let bearer = format!("Bearer {}", access(&tokens));
+    let cross = [
+        ("authorization", bearer.as_str()),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+    ];
+    let answer = call(&app, "POST", "/api/auth/logout", Some(json!({})), &cross).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+
+    // Same origin and the trusted app origin pass; refresh by cookie rotates the cookies.
+    let trusted = [
+        ("cookie", jar.as_str()),
+        ("sec-fetch-site", "same-site"),
+        ("origin", TRUSTED_ORIGIN),
+    ];
+    let refreshed = call(&app, "POST", "/api/auth/refresh", Some(json!({})), &trusted).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let new_refresh = refreshed
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("labs_refresh="))
+        .unwrap();
+    let jar = format!(
+        "{}; {}",
+        access_cookie.split(';').next().unwrap(),
+        new_refresh.split(';').next().unwrap()
+    );
+    let same = [("cookie", jar.as_str()), ("sec-fetch-site", "same-origin")];
+    let out = call(&app, "POST", "/api/auth/logout", Some(json!({})), &same).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.text());
+    let cleared: Vec<&str> = out
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cleared.iter().all(|c| c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn credential_endpoints_are_rate_limited_per_account_and_per_ip(db: PgPool) {
+    let app = auth_app(
+        db.clone(),
+        &[
+            "--rate-limit-per-account",
+            "3/1m",
+            "--rate-limit-per-ip",
+            "6/1m",
+        ],
+    );
+    user(&db, "ada@example.com", false, true).await;
+    for _ in 0..3 {
+        let answer = post(
+            &app,
+            "/api/auth/token",
+            json!({"email": "ada@example.com", "password": "wrong password"}),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    let limited = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.json()["code"], "rate-limited");
+    let retry_after: u64 = limited.header("retry-after").parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    // Another account from the same IP still has budget, until the IP's runs out.
+    let other = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "bob@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+    for email in ["c@example.com", "d@example.com"] {
+        post(
+            &app,
+            "/api/auth/token",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    }
+    let by_ip = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "e@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(by_ip.status, StatusCode::TOO_MANY_REQUESTS);
+    // Each family has its own budget.
+    let reset = post(
+        &app,
+        "/api/auth/password-reset",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::ACCEPTED);
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn the_users_api_is_for_admins_only(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    user(&db, "admin@example.com", true, true).await;
+    let ada = user(&db, "ada@example.com", false, true).await;
+    let admin = format!("Bearer {}", access(&login(&app, "admin@example.com").await));
+    let plain = format!("Bearer {}", access(&login(&app, "ada@example.com").await));
+    let as_admin = [("authorization", admin.as_str())];
+    let as_ada = [("authorization", plain.as_str())];
+
+    for (method, path) in [
+        ("GET", "/api/users".to_owned()),
+        ("GET", format!("/api/users/{ada}")),
+        ("DELETE", format!("/api/users/{ada}")),
+        ("GET", "/api/admin/jobs".to_owned()),
+    ] {
+        let answer = call(&app, method, &path, None, &as_ada).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(answer.json()["code"], "admin-only");
+        let anonymous = call(&app, method, &path, None, &[]).await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+    }
+
+    let created = call(
+        &app,
+        "POST",
+        "/api/users",
+        Some(json!({"email": "Bob@Example.com", "password": PASSWORD, "fullName": "Bob"})),
+        &as_admin,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let bob = created.json()["id"].as_str().unwrap().to_owned();
+    let duplicate = call(
+        &app,
+        "POST",
+        "/api/users",
+        Some(json!({"email": "bob@example.com", "password": PASSWORD})),
+        &as_admin,
+    )
+    .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert_eq!(duplicate.json()["code"], "email-taken");
+
+    let page = call(&app, "GET", "/api/users?offset=1&limit=1", None, &as_admin)
+        .await
+        .json();
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["email"], "ada@example.com");
+    let bad = call(&app, "GET", "/api/users?limit=1000", None, &as_admin).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let renamed = call(
+        &app,
+        "PATCH",
+        &format!("/api/users/{bob}"),
+        Some(json!({"fullName": "Robert", "isAdmin": true})),
+        &as_admin,
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    assert_eq!(renamed.json()["fullName"], "Robert");
+    assert_eq!(renamed.json()["isAdmin"], true);
+    let clash = call(
+        &app,
+        "PATCH",
+        &format!("/api/users/{bob}"),
+        Some(json!({"email": "ada@example.com"})),
+        &as_admin,
+    )
+    .await;
+    assert_eq!(clash.status, StatusCode::CONFLICT);
+
+    // Deactivating an account ends its sessions at once.
+    let off = call(
+        &app,
+        "PATCH",
+        &format!("/api/users/{ada}"),
+        Some(json!({"isActive": false})),
+        &as_admin,
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!(
+        call(&app, "GET", "/api/auth/me", None, &as_ada)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let missing = Uuid::now_v7();
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"fullName": "x"}))),
+        ("DELETE", None),
+    ] {
+        let answer = call(
+            &app,
+            method,
+            &format!("/api/users/{missing}"),
+            body,
+            &as_admin,
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{method}");
+    }
+    assert_eq!(
+        call(&app, "GET", "/api/users/not-a-uuid", None, &as_admin)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let deleted = call(
+        &app,
+        "DELETE",
+        &format!("/api/users/{bob}"),
+        None,
+        &as_admin,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(&app, "GET", &format!("/api/users/{bob}"), None, &as_admin)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let stats = call(&app, "GET", "/api/admin/jobs", None, &as_admin).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.text());
+    assert!(stats.json()["outbox"].is_number());
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    let weak = labs_auth::PasswordHasher::new(1024, 1, 1)
+        .unwrap()
+        .hash(PASSWORD)
+        .unwrap();
+    let new = labs_db::users::NewUser {
+        id: Uuid::now_v7(),
+        email: "ada@example.com",
+        full_name: None,
+        password_hash: Some(&weak),
+        is_admin: false,
+        verified: true,
+    };
+    labs_db::users::insert(&db, &new).await.unwrap();
+    login(&app, "ada@example.com").await;
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    login(&app, "ada@example.com").await;
+}

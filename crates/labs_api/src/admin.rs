@@ -1,0 +1,42 @@
+//! `/admin`: operations views for administrators.
+
+use axum::extract::State;
+use labs_http::ApiError;
+use labs_http::extract::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::ApiState;
+use crate::auth::AdminUser;
+
+pub(crate) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(get_job_stats))
+}
+
+/// Where the background jobs are
+///
+/// Per queue: waiting, in flight, scheduled, retrying, dead; plus the rows waiting in the
+/// Postgres outbox. The same numbers as `labs jobs stats`. Admins only.
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Job counts", body = serde_json::Value),
+        (status = 403, description = "Not an admin"),
+        (status = 503, description = "Redis is not answering"),
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn get_job_stats(
+    State(state): State<ApiState>,
+    _admin: AdminUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let stats = state.queue.stats().await.map_err(|error| {
+        tracing::warn!(%error, "cannot read the queue's counts");
+        ApiError::Unavailable("The job queue (Redis) is not answering.")
+    })?;
+    let mut stats = serde_json::to_value(stats).map_err(ApiError::internal)?;
+    stats["outbox"] = labs_db::outbox::pending(&state.app.db).await?.into();
+    Ok(Json(stats))
+}

@@ -1,0 +1,152 @@
+//! Passwordless login with a 6-digit code sent by email.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use labs_auth::token::six_digit_code;
+use labs_domain::Email;
+use labs_http::ApiError;
+use labs_http::extract::Json;
+use labs_jobs::jobs::Email as Message;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::limits::{self, ClientIp, Family};
+use super::password::{Accepted, EmailRequest, complete_login};
+use super::session::TokenResponse;
+use crate::{ApiState, mail};
+
+const PURPOSE: &str = "email_otp";
+
+/// Email a login code
+///
+/// Sends a 6-digit code, valid for 10 minutes (by default) and for one use, to the address if
+/// it has an account. Never creates an account, and answers the same either way.
+#[utoipa::path(
+    post,
+    path = "/otp",
+    tag = "auth",
+    request_body = EmailRequest,
+    responses(
+        (status = 202, description = "Check your email", body = Accepted),
+        (status = 429, description = "Too many attempts"),
+    ),
+)]
+pub(crate) async fn initiate_otp_email(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Json(request): Json<EmailRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
+    let mut tx = state.app.db.begin().await?;
+    if let Some(found) =
+        labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?
+    {
+        if found.user.is_active {
+            let code = six_digit_code();
+            let config = &state.auth.config;
+            let hash = state
+                .auth
+                .keys
+                .codes
+                .hash(PURPOSE, found.user.id.as_bytes(), &code);
+            labs_db::credentials::replace_email_otp(
+                &mut *tx,
+                found.user.id,
+                &hash,
+                OffsetDateTime::now_utc() + config.email_otp_ttl,
+            )
+            .await?;
+            let valid_minutes =
+                u32::try_from(config.email_otp_ttl.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
+            mail::queue(
+                &mut tx,
+                &found.user.email,
+                Message::LoginCode {
+                    code,
+                    valid_minutes,
+                },
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "If this address has an account, a login code is on its way.".to_owned(),
+        }),
+    ))
+}
+
+/// An emailed code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OtpLoginRequest {
+    pub email: Email,
+    /// The 6 digits.
+    #[schema(example = "042137", max_length = 16)]
+    pub code: String,
+    /// Answer with `HttpOnly` cookies instead of tokens in the body.
+    #[serde(default)]
+    pub set_cookies: bool,
+}
+
+const INVALID_CODE: ApiError = ApiError::Unauthorized {
+    code: "invalid-code",
+    detail: "This code is wrong, expired, used, or tried too many times: ask for a new one.",
+};
+
+/// Log in with an emailed code
+///
+/// Each code works once, until it expires, and dies after 5 wrong tries (by default). Logging
+/// in this way proves the address, so it also verifies it. Accounts with TOTP on answer 403
+/// `mfa-required`, as the password login does.
+#[utoipa::path(
+    post,
+    path = "/otp/verify",
+    tag = "auth",
+    request_body = OtpLoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "Wrong, expired, used or locked code"),
+        (status = 403, description = "`mfa-required`"),
+        (status = 429, description = "Too many attempts"),
+    ),
+)]
+pub(crate) async fn verify_otp(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Json(request): Json<OtpLoginRequest>,
+) -> Result<Response, ApiError> {
+    limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
+    let mut tx = state.app.db.begin().await?;
+    let found = labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None)
+        .await?
+        .filter(|found| found.user.is_active)
+        .ok_or(INVALID_CODE)?;
+    let user_id = found.user.id;
+    let otp = labs_db::credentials::lock_email_otp(&mut tx, user_id)
+        .await?
+        .ok_or(INVALID_CODE)?;
+    let usable = otp.attempts < state.auth.config.max_code_attempts
+        && otp.expires_at > OffsetDateTime::now_utc();
+    let right = state.auth.keys.codes.matches(
+        PURPOSE,
+        user_id.as_bytes(),
+        request.code.trim(),
+        &otp.code_hash,
+    );
+    if !(usable && right) {
+        labs_db::credentials::fail_email_otp(&mut *tx, user_id).await?;
+        tx.commit().await?;
+        metrics::counter!("labs_auth_logins_total", "method" => "email_otp", "outcome" => "failure").increment(1);
+        return Err(INVALID_CODE);
+    }
+    labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
+    let user = labs_db::users::mark_verified(&mut *tx, user_id)
+        .await?
+        .ok_or(INVALID_CODE)?;
+    tx.commit().await?;
+    complete_login(&state, &user, "email_otp", request.set_cookies).await
+}

@@ -1,0 +1,544 @@
+//! Accounts and passwords: signup, email verification, password login, password reset, and
+//! the caller's own account.
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use labs_auth::token::hash_token;
+use labs_auth::{OpaqueToken, Verification};
+use labs_db::credentials::Purpose;
+use labs_db::users::{NewUser, UserChanges};
+use labs_domain::{Email, Password};
+use labs_http::ApiError;
+use labs_http::extract::Json;
+use labs_jobs::jobs::Email as Message;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::identity::CurrentUser;
+use super::limits::{self, ClientIp, Family};
+use super::session::{self, TokenResponse};
+use crate::users::UserOut;
+use crate::{ApiState, mail};
+
+/// A request was taken; what follows happens by email.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub message: String,
+}
+
+fn accepted(message: &str) -> (StatusCode, Json<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: message.to_owned(),
+        }),
+    )
+}
+
+/// Runs a password hash or check on the blocking pool: argon2id takes tens of milliseconds of
+/// CPU, which would stall every other request on an async worker thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
+}
+
+pub(crate) async fn hash_password(
+    state: &ApiState,
+    password: &Password,
+) -> Result<String, ApiError> {
+    let hasher = state.auth.keys.passwords.clone();
+    let password = password.expose().to_owned();
+    blocking(move || hasher.hash(&password))
+        .await?
+        .map_err(ApiError::internal)
+}
+
+/// A new account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignupRequest {
+    pub email: Email,
+    pub password: Password,
+    /// How to address the user (at most 200 characters).
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+pub(crate) fn check_full_name(name: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match name.map(str::trim) {
+        Some(name) if name.chars().count() > 200 => Err(ApiError::InvalidBody(
+            "`fullName` must be at most 200 characters long.".to_owned(),
+        )),
+        Some("") | None => Ok(None),
+        Some(name) => Ok(Some(name)),
+    }
+}
+
+/// Create an account
+///
+/// Sends a verification link to the address. The answer is the same whether or not the
+/// address already has an account (its owner gets an email saying so instead), so this
+/// endpoint does not reveal who is registered.
+#[utoipa::path(
+    post,
+    path = "/signup",
+    tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 202, description = "Check your email", body = Accepted),
+        (status = 422, description = "Invalid email or password"),
+        (status = 429, description = "Too many attempts"),
+    ),
+)]
+pub(crate) async fn signup_user(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Json(request): Json<SignupRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let full_name = check_full_name(request.full_name.as_deref())?;
+    limits::check(&state, Family::Signup, ip, Some(request.email.as_str())).await?;
+    // Hashed even when the address is taken: both answers take the same time.
+    let password_hash = hash_password(&state, &request.password).await?;
+    let mut tx = state.app.db.begin().await?;
+    let new = NewUser {
+        id: Uuid::now_v7(),
+        email: request.email.as_str(),
+        full_name,
+        password_hash: Some(&password_hash),
+        is_admin: false,
+        verified: false,
+    };
+    match labs_db::users::insert(&mut *tx, &new).await? {
+        Some(user) => send_verification(&state, &mut tx, user.id, &user.email).await?,
+        None => {
+            let existing =
+                labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?;
+            if let Some(existing) = existing.filter(|found| found.user.is_active) {
+                let token =
+                    new_one_time_token(&state, &mut tx, existing.user.id, Purpose::ResetPassword)
+                        .await?;
+                let reset_link = mail::link(&state, "reset-password", &token);
+                mail::queue(
+                    &mut tx,
+                    &existing.user.email,
+                    Message::AlreadyRegistered { reset_link },
+                )
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(accepted(
+        "If this address can be used, a message is on its way to it.",
+    ))
+}
+
+/// Stores a new one-time token for `purpose` (voiding earlier ones) and returns it.
+pub(crate) async fn new_one_time_token(
+    state: &ApiState,
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    purpose: Purpose,
+) -> Result<OpaqueToken, ApiError> {
+    let config = &state.auth.config;
+    let ttl = match purpose {
+        Purpose::VerifyEmail => config.verify_email_ttl,
+        Purpose::ResetPassword => config.reset_password_ttl,
+        Purpose::MfaChallenge => config.mfa_challenge_ttl,
+    };
+    let token = OpaqueToken::generate();
+    labs_db::credentials::replace_one_time_token(
+        tx,
+        &token.hash(),
+        user_id,
+        purpose,
+        OffsetDateTime::now_utc() + ttl,
+    )
+    .await?;
+    Ok(token)
+}
+
+async fn send_verification(
+    state: &ApiState,
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+) -> Result<(), ApiError> {
+    let token = new_one_time_token(state, tx, user_id, Purpose::VerifyEmail).await?;
+    let link = mail::link(state, "verify-email", &token);
+    mail::queue(tx, email, Message::VerifyEmail { link }).await
+}
+
+/// An email address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: Email,
+}
+
+/// Send the verification link again
+///
+/// Answers the same whether or not the address has an account, or is already verified.
+#[utoipa::path(
+    post,
+    path = "/verification",
+    tag = "auth",
+    request_body = EmailRequest,
+    responses((status = 202, description = "Check your email", body = Accepted)),
+)]
+pub(crate) async fn initiate_verification_email(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Json(request): Json<EmailRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    limits::check(
+        &state,
+        Family::Verification,
+        ip,
+        Some(request.email.as_str()),
+    )
+    .await?;
+    let mut tx = state.app.db.begin().await?;
+    if let Some(found) =
+        labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?
+    {
+        if found.user.is_active && found.user.email_verified_at.is_none() {
+            send_verification(&state, &mut tx, found.user.id, &found.user.email).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(accepted(
+        "If this address has an unverified account, a new link is on its way.",
+    ))
+}
+
+/// A token from an email link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The `token` parameter of the link.
+    pub token: String,
+}
+
+pub(crate) const INVALID_LINK: ApiError = ApiError::BadRequest {
+    code: "invalid-token",
+    detail: "This link is invalid, expired or already used: ask for a new one.",
+};
+
+/// Verify an email address
+///
+/// Uses the token of the verification link (once).
+#[utoipa::path(
+    post,
+    path = "/verify",
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Verified", body = UserOut),
+        (status = 400, description = "Invalid, expired or used token"),
+    ),
+)]
+pub(crate) async fn verify_user(
+    State(state): State<ApiState>,
+    Json(request): Json<TokenRequest>,
+) -> Result<Json<UserOut>, ApiError> {
+    let mut tx = state.app.db.begin().await?;
+    let user_id = labs_db::credentials::consume_one_time_token(
+        &mut *tx,
+        &hash_token(&request.token),
+        Purpose::VerifyEmail,
+        i32::MAX,
+    )
+    .await?
+    .ok_or(INVALID_LINK)?;
+    let user = labs_db::users::mark_verified(&mut *tx, user_id)
+        .await?
+        .ok_or(INVALID_LINK)?;
+    tx.commit().await?;
+    Ok(Json(user.into()))
+}
+
+/// Email and password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    /// Not checked against the policy here (only at signup), but bounded.
+    #[schema(max_length = 512)]
+    pub password: String,
+    /// Answer with `HttpOnly` cookies instead of tokens in the body (browser sessions).
+    #[serde(default)]
+    pub set_cookies: bool,
+}
+
+/// The OAuth 2.0 password grant's form (RFC 6749 §4.3), as the docs' "Authorize" button sends.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OAuthPasswordForm {
+    /// `password`, if given.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    /// The email address.
+    pub username: String,
+    pub password: String,
+    /// Accepted and ignored: access tokens carry no scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// A login, from a JSON body or an OAuth 2.0 password form.
+pub(crate) struct Login(LoginRequest);
+
+impl FromRequest<ApiState> for Login {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            let Json(login) = Json::<LoginRequest>::from_request(request, state).await?;
+            return Ok(Self(login));
+        }
+        let axum::Form(form) = axum::Form::<OAuthPasswordForm>::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::InvalidBody(rejection.body_text()))?;
+        if form
+            .grant_type
+            .as_deref()
+            .is_some_and(|grant| grant != "password")
+        {
+            return Err(ApiError::InvalidBody(
+                "`grant_type` must be `password`.".to_owned(),
+            ));
+        }
+        Ok(Self(LoginRequest {
+            email: form.username,
+            password: form.password,
+            set_cookies: false,
+        }))
+    }
+}
+
+pub(crate) const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
+    code: "invalid-credentials",
+    detail: "Incorrect email or password.",
+};
+
+/// Log in with email and password
+///
+/// Answers tokens, or, when the account has TOTP on, a 403 `mfa-required` problem whose
+/// `mfaToken` member is exchanged with a code at `/auth/totp/verify`. An unknown email and a
+/// wrong password get the same answer, in the same time.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "auth",
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (OAuthPasswordForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "Incorrect email or password"),
+        (status = 403, description = "`mfa-required` (with `mfaToken` and `expiresIn`) or `email-not-verified`"),
+        (status = 429, description = "Too many attempts"),
+    ),
+)]
+pub(crate) async fn login_for_auth_token(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Login(request): Login,
+) -> Result<Response, ApiError> {
+    if request.password.len() > labs_domain::password::MAX_BYTES || request.email.len() > 320 {
+        return Err(BAD_CREDENTIALS);
+    }
+    let email = Email::parse(&request.email).ok();
+    let account_key = email.as_ref().map_or(request.email.as_str(), Email::as_str);
+    limits::check(&state, Family::Login, ip, Some(account_key)).await?;
+    let found = match &email {
+        Some(email) => {
+            labs_db::users::credentials(&state.app.db, Some(email.as_str()), None).await?
+        }
+        None => None,
+    };
+    let hasher = state.auth.keys.passwords.clone();
+    let stored = found.as_ref().and_then(|found| found.password_hash.clone());
+    let password = request.password.clone();
+    let verification = blocking(move || hasher.verify(&password, stored.as_deref())).await?;
+    let (found, needs_rehash) = match (found, verification) {
+        (Some(found), Verification::Valid { needs_rehash }) if found.user.is_active => {
+            (found, needs_rehash)
+        }
+        _ => {
+            metrics::counter!("labs_auth_logins_total", "method" => "password", "outcome" => "failure").increment(1);
+            return Err(BAD_CREDENTIALS);
+        }
+    };
+    if needs_rehash {
+        let hasher = state.auth.keys.passwords.clone();
+        let password = request.password;
+        let rehashed = blocking(move || hasher.hash(&password))
+            .await?
+            .map_err(ApiError::internal)?;
+        let changes = UserChanges {
+            password_hash: Some(&rehashed),
+            ..UserChanges::default()
+        };
+        labs_db::users::update(&state.app.db, found.user.id, &changes).await?;
+        tracing::info!(user = %found.user.id, "password rehashed with the current parameters");
+    }
+    complete_login(&state, &found.user, "password", request.set_cookies).await
+}
+
+/// After a first factor (password or email code): the MFA challenge, or a session.
+pub(crate) async fn complete_login(
+    state: &ApiState,
+    user: &labs_db::users::User,
+    method: &'static str,
+    cookies: bool,
+) -> Result<Response, ApiError> {
+    if state.auth.config.require_verified_email && user.email_verified_at.is_none() {
+        metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "unverified")
+            .increment(1);
+        return Err(ApiError::Forbidden {
+            code: "email-not-verified",
+            detail: "Verify your email address first: follow the link we sent, or ask for a new one.",
+        });
+    }
+    if user.totp_enabled {
+        let mut tx = state.app.db.begin().await?;
+        let challenge = new_one_time_token(state, &mut tx, user.id, Purpose::MfaChallenge).await?;
+        tx.commit().await?;
+        metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "mfa_required").increment(1);
+        let mut extensions = serde_json::Map::new();
+        extensions.insert("mfaToken".to_owned(), challenge.as_str().into());
+        extensions.insert(
+            "expiresIn".to_owned(),
+            state.auth.config.mfa_challenge_ttl.as_secs().into(),
+        );
+        extensions.insert("setCookies".to_owned(), cookies.into());
+        return Err(ApiError::with_extensions(
+            StatusCode::FORBIDDEN,
+            "mfa-required",
+            "A second factor is needed: send a TOTP or recovery code with `mfaToken` to /auth/totp/verify.",
+            extensions,
+        ));
+    }
+    metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "success")
+        .increment(1);
+    let tokens = session::start(state, user.id).await?;
+    Ok(session::answer(state, tokens, cookies))
+}
+
+/// The caller's account
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller's account", body = UserOut),
+        (status = 401, description = "Not authenticated"),
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn get_me(caller: CurrentUser) -> Json<UserOut> {
+    Json(caller.user.into())
+}
+
+/// Send a password-reset link
+///
+/// Answers the same whether or not the address has an account.
+#[utoipa::path(
+    post,
+    path = "/password-reset",
+    tag = "auth",
+    request_body = EmailRequest,
+    responses((status = 202, description = "Check your email", body = Accepted)),
+)]
+pub(crate) async fn initiate_password_reset(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Json(request): Json<EmailRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    limits::check(&state, Family::Reset, ip, Some(request.email.as_str())).await?;
+    let mut tx = state.app.db.begin().await?;
+    if let Some(found) =
+        labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?
+    {
+        if found.user.is_active {
+            let token =
+                new_one_time_token(&state, &mut tx, found.user.id, Purpose::ResetPassword).await?;
+            let link = mail::link(&state, "reset-password", &token);
+            mail::queue(&mut tx, &found.user.email, Message::PasswordReset { link }).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(accepted(
+        "If this address has an account, a reset link is on its way.",
+    ))
+}
+
+/// A new password, with the token of the reset link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    pub new_password: Password,
+}
+
+/// Choose a new password
+///
+/// Uses the reset link's token (once), sets the password, verifies the email (the link
+/// proved it), and ends every session of the account.
+#[utoipa::path(
+    post,
+    path = "/password-reset/confirm",
+    tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password changed; log in again"),
+        (status = 400, description = "Invalid, expired or used token"),
+    ),
+)]
+pub(crate) async fn reset_password(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    Json(request): Json<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    limits::check(&state, Family::Reset, ip, None).await?;
+    let password_hash = hash_password(&state, &request.new_password).await?;
+    let mut tx = state.app.db.begin().await?;
+    let user_id = labs_db::credentials::consume_one_time_token(
+        &mut *tx,
+        &hash_token(&request.token),
+        Purpose::ResetPassword,
+        i32::MAX,
+    )
+    .await?
+    .ok_or(INVALID_LINK)?;
+    let changes = UserChanges {
+        password_hash: Some(&password_hash),
+        ..UserChanges::default()
+    };
+    let user = labs_db::users::update(&mut *tx, user_id, &changes)
+        .await?
+        .ok_or(INVALID_LINK)?;
+    labs_db::users::mark_verified(&mut *tx, user_id).await?;
+    let ended =
+        labs_db::credentials::revoke_all_sessions(&mut *tx, user_id, "password reset").await?;
+    labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
+    mail::queue(&mut tx, &user.email, Message::PasswordChanged {}).await?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
+    Ok(StatusCode::NO_CONTENT)
+}

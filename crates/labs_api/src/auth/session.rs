@@ -1,0 +1,295 @@
+//! Sessions: starting one after a credential check, rotating its refresh token, ending it.
+//! Tokens travel in the JSON body, or, for browsers that ask for it, in `HttpOnly; Secure;
+//! SameSite=Lax` cookies (then the refresh token is never readable by scripts).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use labs_auth::OpaqueToken;
+use labs_auth::token::hash_token;
+use labs_http::ApiError;
+use labs_http::extract::Json;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::identity::{authenticate, cookie};
+use crate::ApiState;
+
+pub(crate) const ACCESS_COOKIE: &str = "labs_access";
+pub(crate) const REFRESH_COOKIE: &str = "labs_refresh";
+
+/// Tokens, in OAuth 2.0's own field names (RFC 6749 §5.1): the one place where our JSON is
+/// not camelCase, so that OAuth clients and the docs' "Authorize" button understand it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// A signed JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Exchange it at `/auth/refresh` for new tokens (once: it is rotated). Absent when the
+    /// tokens were set as cookies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// A new session's tokens, before they are answered.
+pub(crate) struct Tokens {
+    pub(crate) access: String,
+    pub(crate) refresh: OpaqueToken,
+    pub(crate) expires_in: u64,
+}
+
+/// Starts a session for `user_id` (a credential was just checked, so the token is fresh).
+pub(crate) async fn start(state: &ApiState, user_id: Uuid) -> Result<Tokens, ApiError> {
+    let session_id = Uuid::now_v7();
+    let refresh = OpaqueToken::generate();
+    let mut tx = state.app.db.begin().await?;
+    labs_db::credentials::create_session(&mut *tx, session_id, user_id).await?;
+    labs_db::credentials::insert_refresh_token(
+        &mut *tx,
+        &refresh.hash(),
+        session_id,
+        refresh_expiry(state),
+    )
+    .await?;
+    tx.commit().await?;
+    issue(state, user_id, session_id, refresh, true)
+}
+
+fn refresh_expiry(state: &ApiState) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + state.auth.config.refresh_token_ttl
+}
+
+fn issue(
+    state: &ApiState,
+    user_id: Uuid,
+    session_id: Uuid,
+    refresh: OpaqueToken,
+    fresh: bool,
+) -> Result<Tokens, ApiError> {
+    let jwt = &state.auth.keys.jwt;
+    let (access, _) = jwt
+        .issue(user_id, session_id, fresh, OffsetDateTime::now_utc())
+        .map_err(ApiError::internal)?;
+    Ok(Tokens {
+        access,
+        refresh,
+        expires_in: jwt.ttl().as_secs(),
+    })
+}
+
+/// The answer carrying `tokens`: in the body, or as cookies when `cookies` is set.
+pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Response {
+    let body = TokenResponse {
+        access_token: tokens.access.clone(),
+        token_type: "bearer".to_owned(),
+        expires_in: tokens.expires_in,
+        refresh_token: (!cookies).then(|| tokens.refresh.as_str().to_owned()),
+    };
+    let mut response = Json(body).into_response();
+    if cookies {
+        let config = &state.auth.config;
+        let headers = response.headers_mut();
+        set_cookie(
+            headers,
+            state,
+            ACCESS_COOKIE,
+            &tokens.access,
+            "/",
+            tokens.expires_in,
+        );
+        set_cookie(
+            headers,
+            state,
+            REFRESH_COOKIE,
+            tokens.refresh.as_str(),
+            &state.auth.auth_path,
+            config.refresh_token_ttl.as_secs(),
+        );
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn set_cookie(
+    headers: &mut HeaderMap,
+    state: &ApiState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+) {
+    let secure = if state.auth.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie =
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
+fn clear_cookies(headers: &mut HeaderMap, state: &ApiState) {
+    set_cookie(headers, state, ACCESS_COOKIE, "", "/", 0);
+    set_cookie(
+        headers,
+        state,
+        REFRESH_COOKIE,
+        "",
+        &state.auth.auth_path.clone(),
+        0,
+    );
+}
+
+/// A refresh token, from the body or from the refresh cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token; omit it to use the refresh cookie.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+const INVALID_REFRESH: ApiError = ApiError::Unauthorized {
+    code: "invalid-refresh-token",
+    detail: "The refresh token is invalid, expired or revoked: log in again.",
+};
+
+/// Exchange a refresh token for new tokens
+///
+/// The refresh token is rotated: the answer holds a new one and the old one is used up.
+/// Presenting a used refresh token again is treated as theft: its whole session is revoked
+/// (every token of it, for whoever holds them), and the client must log in again.
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token"),
+    ),
+)]
+pub(crate) async fn refresh_jwt_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let (presented, via_cookie) = match request.refresh_token {
+        Some(token) => (token, false),
+        None => (
+            cookie(&headers, REFRESH_COOKIE)
+                .ok_or(INVALID_REFRESH)?
+                .to_owned(),
+            true,
+        ),
+    };
+    let presented_hash = hash_token(&presented);
+    let mut tx = state.app.db.begin().await?;
+    let Some(found) = labs_db::credentials::lock_refresh_token(&mut tx, &presented_hash).await?
+    else {
+        return Err(INVALID_REFRESH);
+    };
+    if found.used_at.is_some() {
+        labs_db::credentials::revoke_session(&mut *tx, found.session_id, "refresh token reused")
+            .await?;
+        tx.commit().await?;
+        metrics::counter!("labs_auth_refresh_reuse_total").increment(1);
+        tracing::warn!(session = %found.session_id, user = %found.user_id, "refresh token reused: session revoked");
+        return Err(INVALID_REFRESH);
+    }
+    if found.session_revoked || found.expires_at <= OffsetDateTime::now_utc() {
+        return Err(INVALID_REFRESH);
+    }
+    // Deactivated accounts do not get new tokens.
+    if labs_db::users::by_live_session(&mut *tx, found.user_id, found.session_id)
+        .await?
+        .is_none()
+    {
+        return Err(INVALID_REFRESH);
+    }
+    let next = OpaqueToken::generate();
+    labs_db::credentials::mark_refresh_token_used(&mut *tx, &presented_hash).await?;
+    labs_db::credentials::insert_refresh_token(
+        &mut *tx,
+        &next.hash(),
+        found.session_id,
+        refresh_expiry(&state),
+    )
+    .await?;
+    tx.commit().await?;
+    let tokens = issue(&state, found.user_id, found.session_id, next, false)?;
+    Ok(answer(&state, tokens, via_cookie))
+}
+
+/// What to end.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// The session's refresh token, when the request carries no access token (otherwise
+    /// the access token's session is ended).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// End every session of the account ("log out everywhere"), not only this one.
+    #[serde(default)]
+    pub everywhere: bool,
+}
+
+/// Log out
+///
+/// Ends the session of the access token (or of the refresh token given), or with
+/// `everywhere`, every session of the account. Its refresh tokens and access tokens stop
+/// working at once. Clears the auth cookies.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "auth",
+    request_body = LogoutRequest,
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Neither a valid access token nor a valid refresh token"),
+    ),
+    security((), ("bearerAuth" = [])),
+)]
+pub(crate) async fn logout_user(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<LogoutRequest>,
+) -> Result<Response, ApiError> {
+    let (user_id, session_id) = match authenticate(&headers, &state).await? {
+        Some(caller) => (caller.user.id, caller.session_id),
+        None => {
+            let presented = request
+                .refresh_token
+                .as_deref()
+                .or_else(|| cookie(&headers, REFRESH_COOKIE))
+                .ok_or(INVALID_REFRESH)?;
+            let mut tx = state.app.db.begin().await?;
+            let found = labs_db::credentials::lock_refresh_token(&mut tx, &hash_token(presented))
+                .await?
+                .filter(|found| !found.session_revoked && found.used_at.is_none())
+                .ok_or(INVALID_REFRESH)?;
+            tx.commit().await?;
+            (found.user_id, found.session_id)
+        }
+    };
+    if request.everywhere {
+        let ended =
+            labs_db::credentials::revoke_all_sessions(&state.app.db, user_id, "logout everywhere")
+                .await?;
+        tracing::info!(user = %user_id, sessions = ended, "logged out everywhere");
+    } else {
+        labs_db::credentials::revoke_session(&state.app.db, session_id, "logout").await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    clear_cookies(response.headers_mut(), &state);
+    Ok(response)
+}

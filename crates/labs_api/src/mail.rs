@@ -1,0 +1,28 @@
+//! Emails the API sends: written to the job outbox in the transaction of the change they
+//! announce, so that a message goes out if and only if its change committed, even when Redis
+//! is down at that moment (the scheduler relays the outbox every second).
+
+use labs_auth::OpaqueToken;
+use labs_http::ApiError;
+use labs_jobs::Job;
+use labs_jobs::jobs::{Email, SendEmail};
+use sqlx::PgConnection;
+
+use crate::ApiState;
+
+/// Queues `email` to `to` with the caller's transaction.
+pub(crate) async fn queue(tx: &mut PgConnection, to: &str, email: Email) -> Result<(), ApiError> {
+    let job = SendEmail {
+        to: to.to_owned(),
+        email,
+    };
+    let payload = serde_json::to_value(&job).map_err(ApiError::internal)?;
+    labs_db::outbox::insert(tx, SendEmail::NAME, &payload, None).await?;
+    Ok(())
+}
+
+/// A link to the web app's `page` carrying `token` (base64url: safe in a query string as is).
+pub(crate) fn link(state: &ApiState, page: &str, token: &OpaqueToken) -> String {
+    let base = state.auth.config.app_url.trim_end_matches('/');
+    format!("{base}/{page}?token={}", token.as_str())
+}

@@ -1,0 +1,133 @@
+//! The API's state: the shared [`AppState`] plus what only the API needs (keys, policy, the
+//! queue), and the settings it is built from.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use ipnet::IpNet;
+use labs_auth::{AuthKeys, KeyConfig};
+use labs_db::ratelimit::Quota;
+use labs_http::AppState;
+use labs_http::csrf::TrustedOrigins;
+use labs_jobs::JobQueue;
+
+/// Authentication settings (the keys are in [`KeyConfig`], flattened here).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthConfig {
+    #[command(flatten)]
+    pub keys: KeyConfig,
+
+    /// Lifetime of a refresh token (each use replaces it with a new one).
+    #[arg(long, env = "LABS_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Duration,
+
+    /// Lifetime of the challenge between the password and the TOTP step of a login.
+    #[arg(long, env = "LABS_MFA_CHALLENGE_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub mfa_challenge_ttl: Duration,
+
+    /// Lifetime of an emailed login code.
+    #[arg(long, env = "LABS_EMAIL_OTP_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub email_otp_ttl: Duration,
+
+    /// Wrong guesses allowed against one login code (or one MFA challenge) before it dies.
+    #[arg(long, env = "LABS_MAX_CODE_ATTEMPTS", default_value_t = 5)]
+    pub max_code_attempts: i32,
+
+    /// Lifetime of an email-verification link.
+    #[arg(long, env = "LABS_VERIFY_EMAIL_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub verify_email_ttl: Duration,
+
+    /// Lifetime of a password-reset link.
+    #[arg(long, env = "LABS_RESET_PASSWORD_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub reset_password_ttl: Duration,
+
+    /// Refuse password and code logins until the email address is verified.
+    #[arg(long, env = "LABS_REQUIRE_VERIFIED_EMAIL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub require_verified_email: bool,
+
+    /// Base URL of the web app that email links point to (`<url>/verify-email?token=...`,
+    /// `<url>/reset-password?token=...`).
+    #[arg(long, env = "LABS_APP_URL", default_value = "http://localhost:8080")]
+    pub app_url: String,
+
+    /// The issuer name authenticator apps show next to TOTP codes.
+    #[arg(long, env = "LABS_TOTP_ISSUER", default_value = "labs")]
+    pub totp_issuer: String,
+
+    /// Mark auth cookies `Secure` (sent over HTTPS only; browsers also accept them on
+    /// http://localhost). Turn off only for plain-HTTP development on another host name.
+    #[arg(long, env = "LABS_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs, comma-separated): the reverse proxy.
+    /// The client IP (for rate limits) is the right-most address not in this list.
+    #[arg(
+        long,
+        env = "LABS_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1/32,::1/128"
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Credential attempts allowed per client IP, per endpoint family (`count/period`).
+    #[arg(long, env = "LABS_RATE_LIMIT_PER_IP", default_value = "30/1m")]
+    pub rate_limit_per_ip: Quota,
+
+    /// Credential attempts allowed per account (email), per endpoint family.
+    #[arg(long, env = "LABS_RATE_LIMIT_PER_ACCOUNT", default_value = "10/15m")]
+    pub rate_limit_per_account: Quota,
+
+    /// Prefix of the rate-limit keys in Redis.
+    #[arg(long, env = "LABS_RATE_LIMIT_NAMESPACE", default_value = "labs:rl")]
+    pub rate_limit_namespace: String,
+}
+
+/// Keys and policy, built once.
+#[derive(Debug)]
+pub struct Auth {
+    pub keys: AuthKeys,
+    pub config: AuthConfig,
+    pub trusted_origins: TrustedOrigins,
+    /// Where the auth routes are published (cookie path of the refresh token).
+    pub auth_path: String,
+}
+
+impl Auth {
+    pub fn new(
+        keys: AuthKeys,
+        config: AuthConfig,
+        cors_origins: &[String],
+        root_path: &str,
+    ) -> Self {
+        Self {
+            keys,
+            config,
+            trusted_origins: TrustedOrigins::new(cors_origins),
+            auth_path: format!("{root_path}/auth"),
+        }
+    }
+
+    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    }
+}
+
+/// What API handlers reach.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub app: AppState,
+    pub auth: Arc<Auth>,
+    pub queue: JobQueue,
+}
+
+impl FromRef<ApiState> for AppState {
+    fn from_ref(state: &ApiState) -> Self {
+        state.app.clone()
+    }
+}

@@ -1,0 +1,536 @@
+//! Access tokens: short-lived signed JWTs.
+//!
+//! EdDSA (Ed25519) by default: other services can verify our tokens with the public keys we
+//! publish at `/.well-known/jwks.json`, and cannot mint them. HS256 (a shared secret) is there
+//! for a single service that signs and verifies alone. Each key has a `kid`; the signing key
+//! is the first, retired keys keep verifying until the tokens they signed have expired.
+//!
+//! Verification accepts exactly the configured algorithm: `alg: none`, an HS256 token signed
+//! with our *public* key (the classic algorithm-confusion attack), a token from an unknown
+//! key, another issuer or audience, or an expired one are all refused.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::b64url;
+use crate::config::KeyError;
+
+/// Seconds of clock skew tolerated between us and a verifier.
+const LEEWAY_SECONDS: u64 = 10;
+
+/// What an access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user's id.
+    pub sub: Uuid,
+    /// The session (refresh-token family) it belongs to: revoking the session revokes it.
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    /// A unique id per token (for logs and deny lists).
+    pub jti: Uuid,
+    pub iss: String,
+    pub aud: String,
+    /// True only for a token issued by a credential check (password, OTP, TOTP), not by a
+    /// refresh: sensitive actions (turning 2FA off) ask for a fresh one.
+    pub fresh: bool,
+}
+
+/// Why a presented token is refused. All of them answer 401; the kind goes to the logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is signed with another algorithm than ours")]
+    WrongAlgorithm,
+    #[error("the token names no key we know")]
+    UnknownKey,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token's signature, issuer, audience or claims are invalid")]
+    Invalid,
+}
+
+/// The signing key, the verification keys, and the rules every token follows.
+#[derive(Clone)]
+pub struct JwtKeys {
+    algorithm: Algorithm,
+    kid: String,
+    encoding: EncodingKey,
+    decoding: Vec<(String, DecodingKey)>,
+    public_jwks: Vec<serde_json::Value>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.decoding.iter().map(|(kid, _)| kid.as_str()).collect();
+        f.debug_struct("JwtKeys")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("verifies", &kids)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who issues tokens, for whom, and for how long.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    pub issuer: String,
+    pub audience: String,
+    pub ttl: Duration,
+}
+
+impl JwtKeys {
+    /// EdDSA: `signing_pem` is a PKCS#8 Ed25519 private key (`openssl genpkey -algorithm
+    /// ed25519`); `retired_pem` holds the public keys (`PUBLIC KEY` blocks) of earlier signing
+    /// keys, still accepted.
+    pub fn ed25519(
+        signing_pem: &str,
+        retired_pem: &str,
+        policy: TokenPolicy,
+    ) -> Result<Self, KeyError> {
+        let bad = |why: String| KeyError::new("LABS_JWT_SIGNING_KEY", why);
+        let der = match crate::pem::blocks(signing_pem, "PRIVATE KEY")
+            .map_err(bad)?
+            .as_slice()
+        {
+            [der] => der.clone(),
+            _ => {
+                return Err(bad(
+                    "expected exactly one `PRIVATE KEY` PEM block".to_owned()
+                ));
+            }
+        };
+        let pair = Ed25519KeyPair::from_pkcs8(&der)
+            .map_err(|e| bad(format!("not a PKCS#8 Ed25519 private key ({e})")))?;
+        let public = pair.public_key().as_ref().to_vec();
+
+        let mut publics = vec![public];
+        for spki in crate::pem::blocks(retired_pem, "PUBLIC KEY")
+            .map_err(|why| KeyError::new("LABS_JWT_RETIRED_KEYS", why))?
+        {
+            publics.push(ed25519_public_from_spki(&spki).ok_or_else(|| {
+                KeyError::new(
+                    "LABS_JWT_RETIRED_KEYS",
+                    "not an Ed25519 public key".to_owned(),
+                )
+            })?);
+        }
+        let mut decoding = Vec::new();
+        let mut public_jwks = Vec::new();
+        for public in &publics {
+            let x = b64url(public);
+            let kid = ed25519_thumbprint(&x);
+            public_jwks.push(json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}));
+            decoding.push((kid, DecodingKey::from_ed_der(public)));
+        }
+        let kid = decoding[0].0.clone();
+        Ok(Self::assemble(
+            Algorithm::EdDSA,
+            kid,
+            EncodingKey::from_ed_der(&der),
+            decoding,
+            public_jwks,
+            policy,
+        ))
+    }
+
+    /// HS256: `secret` signs and verifies; `retired` secrets still verify. Each must hold at
+    /// least 32 bytes (the hash's output size, RFC 7518 §3.2).
+    pub fn hs256(
+        secret: &[u8],
+        retired: &[Vec<u8>],
+        policy: TokenPolicy,
+    ) -> Result<Self, KeyError> {
+        let mut decoding = Vec::new();
+        for (index, key) in std::iter::once(secret)
+            .chain(retired.iter().map(Vec::as_slice))
+            .enumerate()
+        {
+            let variable = if index == 0 {
+                "LABS_JWT_SIGNING_KEY"
+            } else {
+                "LABS_JWT_RETIRED_KEYS"
+            };
+            if key.len() < 32 {
+                return Err(KeyError::new(
+                    variable,
+                    "an HS256 secret needs at least 32 bytes".to_owned(),
+                ));
+            }
+            decoding.push((hs256_kid(key), DecodingKey::from_secret(key)));
+        }
+        let kid = decoding[0].0.clone();
+        // Shared secrets are never published: the JWKS stays empty.
+        Ok(Self::assemble(
+            Algorithm::HS256,
+            kid,
+            EncodingKey::from_secret(secret),
+            decoding,
+            Vec::new(),
+            policy,
+        ))
+    }
+
+    fn assemble(
+        algorithm: Algorithm,
+        kid: String,
+        encoding: EncodingKey,
+        decoding: Vec<(String, DecodingKey)>,
+        public_jwks: Vec<serde_json::Value>,
+        policy: TokenPolicy,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.set_issuer(&[&policy.issuer]);
+        validation.set_audience(&[&policy.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        Self {
+            algorithm,
+            kid,
+            encoding,
+            decoding,
+            public_jwks,
+            validation,
+            issuer: policy.issuer,
+            audience: policy.audience,
+            ttl: policy.ttl,
+        }
+    }
+
+    /// How long an access token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The `kid` new tokens carry.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Signs an access token for `user` in `session`.
+    pub fn issue(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        fresh: bool,
+        now: OffsetDateTime,
+    ) -> Result<(String, AccessClaims), KeyError> {
+        let iat = now.unix_timestamp();
+        let claims = AccessClaims {
+            sub: user,
+            sid: session,
+            iat,
+            exp: iat + self.ttl.as_secs() as i64,
+            jti: Uuid::now_v7(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            fresh,
+        };
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| KeyError::new("LABS_JWT_SIGNING_KEY", e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// Checks a presented token: algorithm, key, signature, issuer, audience, expiry.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        // An unknown `alg` (such as `none`) does not even parse as a header.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != self.algorithm {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let key = header
+            .kid
+            .and_then(|kid| self.decoding.iter().find(|(known, _)| *known == kid))
+            .map(|(_, key)| key)
+            .ok_or(TokenError::UnknownKey)?;
+        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => TokenError::Malformed,
+                _ => TokenError::Invalid,
+            })
+    }
+
+    /// The JSON Web Key Set of our public keys (RFC 7517), for `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        json!({ "keys": self.public_jwks })
+    }
+}
+
+/// RFC 7638 thumbprint of an Ed25519 public key: a `kid` derived from the key itself, so two
+/// processes with the same key always agree on it and nobody has to name keys.
+fn ed25519_thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    b64url(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+/// A short id for a shared secret: a hash prefix, which reveals nothing usable about it.
+fn hs256_kid(secret: &[u8]) -> String {
+    let mut input = b"labs-hs256-kid:".to_vec();
+    input.extend_from_slice(secret);
+    let hash = digest::digest(&digest::SHA256, &input);
+    format!("hs256-{}", &b64url(hash.as_ref())[..12])
+}
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32-byte key follows.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+/// DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410): the 32-byte seed follows.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+fn ed25519_public_from_spki(spki: &[u8]) -> Option<Vec<u8>> {
+    (spki.len() == 44 && spki[..12] == ED25519_SPKI_PREFIX).then(|| spki[12..].to_vec())
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A new Ed25519 key pair as PEM: (private PKCS#8, public SPKI), the same formats `openssl
+/// genpkey -algorithm ed25519` and `openssl pkey -pubout` write.
+pub fn generate_ed25519_pem() -> (String, String) {
+    let seed = crate::random_bytes::<32>();
+    let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+    pkcs8.extend_from_slice(&seed);
+    #[expect(clippy::expect_used, reason = "a well-formed key built just above")]
+    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).expect("a freshly built Ed25519 PKCS#8 key");
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    (pem("PRIVATE KEY", &pkcs8), pem("PUBLIC KEY", &spki))
+}
+
+/// The public key (SPKI PEM) of a private key PEM, for `LABS_JWT_RETIRED_KEYS`.
+pub fn public_pem_of(private_pem: &str) -> Result<String, KeyError> {
+    let keys = JwtKeys::ed25519(
+        private_pem,
+        "",
+        TokenPolicy {
+            issuer: String::new(),
+            audience: String::new(),
+            ttl: Duration::ZERO,
+        },
+    )?;
+    let x = keys.public_jwks[0]["x"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    use base64::Engine;
+    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(x)
+        .map_err(|e| KeyError::new("LABS_JWT_SIGNING_KEY", e.to_string()))?;
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(&public);
+    Ok(pem("PUBLIC KEY", &spki))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEV_JWT_SIGNING_KEY;
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy {
+            issuer: "labs".into(),
+            audience: "labs-api".into(),
+            ttl: Duration::from_secs(900),
+        }
+    }
+
+    fn keys() -> JwtKeys {
+        JwtKeys::ed25519(DEV_JWT_SIGNING_KEY, "", policy()).unwrap()
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    /// Re-signs `claims` with whatever header and key a forger likes.
+    fn forge(header: &str, claims: &serde_json::Value, signature: &[u8]) -> String {
+        format!(
+            "{}.{}.{}",
+            b64url(header.as_bytes()),
+            b64url(claims.to_string().as_bytes()),
+            b64url(signature)
+        )
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_claims() {
+        let keys = keys();
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let (token, claims) = keys.issue(user, session, true, now()).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid.as_deref(), Some(keys.kid()));
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified, claims);
+        assert_eq!(
+            (verified.sub, verified.sid, verified.fresh),
+            (user, session, true)
+        );
+        assert_eq!(verified.exp - verified.iat, 900);
+    }
+
+    #[test]
+    fn the_jwks_verifies_our_tokens_elsewhere() {
+        let keys = keys();
+        let (token, _) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), false, now())
+            .unwrap();
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
+        let jwk = set.find(keys.kid()).unwrap();
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&["labs-api"]);
+        assert!(jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).is_ok());
+    }
+
+    #[test]
+    fn none_other_algorithms_and_bad_signatures_are_refused() {
+        let keys = keys();
+        let (token, claims) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .unwrap();
+        let claims = serde_json::to_value(claims).unwrap();
+        let kid = keys.kid();
+
+        let none = forge(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &claims, b"");
+        assert_eq!(keys.verify(&none), Err(TokenError::Malformed));
+
+        // Algorithm confusion: HS256 "signed" with our public key, which anyone can fetch.
+        let public = keys.jwks()["keys"][0]["x"].as_str().unwrap().to_owned();
+        let mut confused_header = Header::new(Algorithm::HS256);
+        confused_header.kid = Some(kid.to_owned());
+        let confused = jsonwebtoken::encode(
+            &confused_header,
+            &claims,
+            &EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(keys.verify(&confused), Err(TokenError::WrongAlgorithm));
+
+        let mut tampered = token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(keys.verify(&tampered), Err(TokenError::Invalid));
+
+        let (other_private, _) = generate_ed25519_pem();
+        let stranger = JwtKeys::ed25519(&other_private, "", policy()).unwrap();
+        let (foreign, _) = stranger
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .unwrap();
+        assert_eq!(keys.verify(&foreign), Err(TokenError::UnknownKey));
+        assert_eq!(keys.verify("not.a.token"), Err(TokenError::Malformed));
+        assert_eq!(keys.verify(""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn expiry_issuer_and_audience_are_checked() {
+        let keys = keys();
+        let long_ago = now() - time::Duration::hours(1);
+        let (expired, _) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, long_ago)
+            .unwrap();
+        assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
+
+        for (issuer, audience) in [("someone-else", "labs-api"), ("labs", "another-api")] {
+            let other = JwtKeys::ed25519(
+                DEV_JWT_SIGNING_KEY,
+                "",
+                TokenPolicy {
+                    issuer: issuer.into(),
+                    audience: audience.into(),
+                    ttl: Duration::from_secs(60),
+                },
+            )
+            .unwrap();
+            let (token, _) = other
+                .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+                .unwrap();
+            assert_eq!(
+                keys.verify(&token),
+                Err(TokenError::Invalid),
+                "{issuer} {audience}"
+            );
+        }
+    }
+
+    #[test]
+    fn retired_keys_verify_but_do_not_sign() {
+        let (old_private, old_public) = generate_ed25519_pem();
+        let old = JwtKeys::ed25519(&old_private, "", policy()).unwrap();
+        let (old_token, _) = old
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .unwrap();
+
+        let (new_private, _) = generate_ed25519_pem();
+        let rotated = JwtKeys::ed25519(&new_private, &old_public, policy()).unwrap();
+        assert!(rotated.verify(&old_token).is_ok());
+        assert_ne!(rotated.kid(), old.kid());
+        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+        let (new_token, _) = rotated
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some(rotated.kid())
+        );
+        assert_eq!(public_pem_of(&old_private).unwrap(), old_public);
+
+        let without = JwtKeys::ed25519(&new_private, "", policy()).unwrap();
+        assert_eq!(without.verify(&old_token), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn hs256_signs_with_a_shared_secret_and_publishes_nothing() {
+        let secret = [42_u8; 32];
+        let keys = JwtKeys::hs256(&secret, &[], policy()).unwrap();
+        let (token, _) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .unwrap();
+        assert!(keys.verify(&token).is_ok());
+        assert_eq!(keys.jwks(), json!({"keys": []}));
+        assert!(
+            JwtKeys::hs256(&[1; 16], &[], policy()).is_err(),
+            "short secrets are refused"
+        );
+        let eddsa = self::keys();
+        assert_eq!(eddsa.verify(&token), Err(TokenError::WrongAlgorithm));
+    }
+}

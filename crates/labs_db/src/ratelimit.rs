@@ -1,0 +1,110 @@
+//! Rate limits shared by every replica, kept in Redis.
+//!
+//! GCRA (the generic cell rate algorithm, as in tower_governor, but in Redis so that the limit
+//! holds across replicas): one key per (limit, subject) holding a "theoretical arrival time".
+//! It allows a burst of `limit` requests, then one every `period / limit`, with no fixed
+//! windows to game at their edges. One Lua script does the read-decide-write atomically, on
+//! Redis' clock, so replicas with skewed clocks agree.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use crate::RedisConnection;
+
+/// At most `limit` requests per `period` (as a burst, then evenly spread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    pub period: Duration,
+}
+
+impl std::str::FromStr for Quota {
+    type Err = String;
+
+    /// `10/1m`, `100/1h`: a count and a period (humantime syntax).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (limit, period) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not `<count>/<period>` (e.g. 10/1m)"))?;
+        let limit: u32 = limit
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{limit}` is not a count"))?;
+        let period =
+            humantime::parse_duration(period.trim()).map_err(|e| format!("`{period}`: {e}"))?;
+        if limit == 0 || period.is_zero() {
+            return Err(format!("`{text}`: count and period must be above zero"));
+        }
+        Ok(Self { limit, period })
+    }
+}
+
+/// The answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Refused; the next request would be allowed after this long.
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+const GCRA: &str = r"
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now_ms)
+if tat < now_ms then tat = now_ms end
+local new_tat = tat + interval
+local allowed_at = new_tat - window
+if allowed_at > now_ms then
+  return allowed_at - now_ms
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now_ms)
+return 0
+";
+
+/// Counts one request against `quota` for `key` (the caller names the limit and the subject
+/// in it, e.g. `labs:rl:login:ip:203.0.113.9`).
+pub async fn check(
+    redis: &mut RedisConnection,
+    key: &str,
+    quota: Quota,
+) -> redis::RedisResult<Decision> {
+    let window_ms = u64::try_from(quota.period.as_millis()).unwrap_or(u64::MAX);
+    let interval_ms = (window_ms / u64::from(quota.limit)).max(1);
+    let wait_ms: u64 = Script::new(GCRA)
+        .key(key)
+        .arg(interval_ms)
+        .arg(interval_ms * u64::from(quota.limit))
+        .invoke_async(redis)
+        .await?;
+    Ok(if wait_ms == 0 {
+        Decision::Allowed
+    } else {
+        Decision::Limited {
+            retry_after: Duration::from_millis(wait_ms),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_parse_from_settings() {
+        assert_eq!(
+            "10/1m".parse::<Quota>(),
+            Ok(Quota {
+                limit: 10,
+                period: Duration::from_secs(60)
+            })
+        );
+        assert!("10".parse::<Quota>().is_err());
+        assert!("0/1m".parse::<Quota>().is_err());
+        assert!("x/1m".parse::<Quota>().is_err());
+    }
+}

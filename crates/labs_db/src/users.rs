@@ -1,0 +1,303 @@
+//! Accounts: the `users` table.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// An account, as every part of the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub is_admin: bool,
+    pub is_active: bool,
+    pub email_verified_at: Option<OffsetDateTime>,
+    pub totp_enabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An account with the credentials needed to log it in.
+#[derive(Debug, Clone)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_last_step: Option<i64>,
+}
+
+/// A new account.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub full_name: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: bool,
+    pub verified: bool,
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges<'a> {
+    pub email: Option<&'a str>,
+    pub full_name: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: Option<bool>,
+    pub is_active: Option<bool>,
+}
+
+/// The unique constraint a duplicate email violates.
+const EMAIL_KEY: &str = "users_email_key";
+
+/// Whether `error` is the duplicate-email violation (the caller answers 409).
+pub fn is_duplicate_email(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.constraint())
+        .is_some_and(|constraint| constraint == EMAIL_KEY)
+}
+
+/// Creates an account; `None` if the email is taken.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    new: &NewUser<'_>,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (id, email, full_name, password_hash, is_admin, email_verified_at)
+           VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
+           ON CONFLICT (email) DO NOTHING
+           RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
+                     totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
+        new.id,
+        new.email,
+        new.full_name,
+        new.password_hash,
+        new.is_admin,
+        new.verified,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
+                  totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at
+           FROM users WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The account of an access token, provided its session is still live: one indexed join per
+/// authenticated request, which makes logout, password reset and deactivation take effect at
+/// once instead of when the access token expires.
+pub async fn by_live_session(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT u.id, u.email, u.full_name, u.is_admin, u.is_active, u.email_verified_at,
+                  u.totp_enabled_at IS NOT NULL AS "totp_enabled!", u.created_at, u.updated_at
+           FROM sessions s JOIN users u ON u.id = s.user_id
+           WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND u.is_active"#,
+        user_id,
+        session_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// An account and its credentials, by email or by id.
+pub async fn credentials(
+    db: impl PgExecutor<'_>,
+    email: Option<&str>,
+    id: Option<Uuid>,
+) -> Result<Option<UserCredentials>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
+                  totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at,
+                  password_hash, totp_secret, totp_last_step
+           FROM users WHERE email = $1 OR id = $2"#,
+        email,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| UserCredentials {
+        user: User {
+            id: r.id,
+            email: r.email,
+            full_name: r.full_name,
+            is_admin: r.is_admin,
+            is_active: r.is_active,
+            email_verified_at: r.email_verified_at,
+            totp_enabled: r.totp_enabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        },
+        password_hash: r.password_hash,
+        totp_secret: r.totp_secret,
+        totp_last_step: r.totp_last_step,
+    }))
+}
+
+/// A page of accounts, oldest first (ids are UUIDv7, so id order is creation order).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
+                  totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at
+           FROM users ORDER BY id OFFSET $1 LIMIT $2"#,
+        offset,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM users"#)
+        .fetch_one(db)
+        .await
+}
+
+/// Applies `changes`; `None` if there is no such account. A duplicate email is an error that
+/// [`is_duplicate_email`] recognises.
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    changes: &UserChanges<'_>,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"UPDATE users SET
+               email = COALESCE($2, email),
+               full_name = COALESCE($3, full_name),
+               password_hash = COALESCE($4, password_hash),
+               is_admin = COALESCE($5, is_admin),
+               is_active = COALESCE($6, is_active)
+           WHERE id = $1
+           RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
+                     totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
+        id,
+        changes.email,
+        changes.full_name,
+        changes.password_hash,
+        changes.is_admin,
+        changes.is_active,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Deletes an account and, by cascade, everything it owns. False if there was none.
+pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!("DELETE FROM users WHERE id = $1", id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks the email as verified (once: the first time is kept).
+pub async fn mark_verified(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"UPDATE users SET email_verified_at = COALESCE(email_verified_at, now())
+           WHERE id = $1
+           RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
+                     totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Stores a new TOTP secret, not yet enabled (enrolment started, or restarted).
+pub async fn set_pending_totp(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    sealed: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE users SET totp_secret = $2, totp_last_step = NULL WHERE id = $1 AND totp_enabled_at IS NULL",
+        id,
+        sealed
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Turns TOTP on, recording the step of the code that proved the enrolment.
+pub async fn enable_totp(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    step: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE users SET totp_enabled_at = now(), totp_last_step = $2
+         WHERE id = $1 AND totp_secret IS NOT NULL AND totp_enabled_at IS NULL",
+        id,
+        step
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Turns TOTP off and forgets the secret.
+pub async fn disable_totp(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL WHERE id = $1",
+        id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records that a TOTP code of `step` was used, only if no code of this step or a later one
+/// was: the compare-and-set that makes each code single-use even under concurrent requests.
+pub async fn claim_totp_step(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    step: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE users SET totp_last_step = $2
+         WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        id,
+        step
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Re-seals a TOTP secret under the current key (after a key rotation).
+pub async fn reseal_totp(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    sealed: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE users SET totp_secret = $2 WHERE id = $1",
+        id,
+        sealed
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
