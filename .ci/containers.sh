@@ -127,6 +127,11 @@ log "hadolint"
 "$venv/bin/hadolint" Dockerfile Dockerfile.prod
 log "docker compose config"
 docker compose -f compose.yaml config -q
+# Credential keys for the production-mode containers below, made the documented way.
+LABS_JWT_SIGNING_KEY=$(openssl genpkey -algorithm ed25519)
+LABS_TOTP_ENCRYPTION_KEYS="1:$(openssl rand -base64 32)"
+LABS_CODE_HASH_KEY=$(openssl rand -base64 32)
+export LABS_JWT_SIGNING_KEY LABS_TOTP_ENCRYPTION_KEYS LABS_CODE_HASH_KEY
 POSTGRES_PASSWORD=ci LABS_SMTP_URL=smtp://127.0.0.1:25 docker compose -f compose.prod.yaml config -q
 log "Helm chart"
 "$venv/bin/python" scripts/check-chart.py
@@ -160,7 +165,8 @@ export PGOPTIONS="-c client_min_messages=warning"
 admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' -c 'CREATE DATABASE labs_container'
 # Production settings: the URLs are explicit, and not the development defaults.
-env=(-e "DATABASE_URL=postgres://postgres@$gateway:5432/labs_container" -e "REDIS_URL=redis://$gateway:6379" -e LABS_JOBS_NAMESPACE=labs_container_ci)
+env=(-e "DATABASE_URL=postgres://postgres@$gateway:5432/labs_container" -e "REDIS_URL=redis://$gateway:6379" -e LABS_JOBS_NAMESPACE=labs_container_ci
+  -e LABS_JWT_SIGNING_KEY -e LABS_TOTP_ENCRYPTION_KEYS -e LABS_CODE_HASH_KEY)
 
 log "labs migrate, in the image"
 docker run --rm "${env[@]}" labs:ci migrate

@@ -251,41 +251,74 @@ fn every_operation_is_named_after_its_handler_and_summarised_by_its_first_doc_li
     let document = serde_json::to_value(labs_api::openapi("/api")).unwrap();
     assert_eq!(document["openapi"], "3.1.0");
     assert_eq!(document["servers"], json!([{"url": "/api"}]));
+    // Every operation: the original template's names where it had them.
     let expected = [
-        ("/", "get_root", "Describe the service."),
-        ("/ext/echo", "echo", "Echo back a greeting."),
+        ("/", "get", "get_root"),
+        ("/ext/echo", "get", "echo"),
+        ("/ext/healthcheck", "get", "get_health"),
+        ("/health/live", "get", "get_liveness"),
+        ("/health/ready", "get", "get_readiness"),
+        ("/.well-known/jwks.json", "get", "get_jwks"),
+        ("/auth/signup", "post", "signup_user"),
+        ("/auth/verification", "post", "initiate_verification_email"),
+        ("/auth/verify", "post", "verify_user"),
+        ("/auth/token", "post", "login_for_auth_token"),
+        ("/auth/refresh", "post", "refresh_jwt_token"),
+        ("/auth/logout", "post", "logout_user"),
+        ("/auth/me", "get", "get_me"),
+        ("/auth/otp", "post", "initiate_otp_email"),
+        ("/auth/otp/verify", "post", "verify_otp"),
+        ("/auth/password-reset", "post", "initiate_password_reset"),
+        ("/auth/password-reset/confirm", "post", "reset_password"),
+        ("/auth/totp/enroll", "post", "enroll_totp"),
+        ("/auth/totp/confirm", "post", "confirm_totp"),
+        ("/auth/totp/disable", "post", "disable_totp"),
         (
-            "/ext/healthcheck",
-            "get_health",
-            "Check the health of the server.",
+            "/auth/totp/recovery-codes",
+            "post",
+            "regenerate_recovery_codes",
         ),
-        (
-            "/health/live",
-            "get_liveness",
-            "Report that the process is alive.",
-        ),
-        (
-            "/health/ready",
-            "get_readiness",
-            "Report whether the service can take traffic.",
-        ),
+        ("/auth/totp/verify", "post", "verify_totp"),
+        ("/users", "get", "get_users_with_limits"),
+        ("/users", "post", "create_user"),
+        ("/users/{id}", "get", "get_user_by_id"),
+        ("/users/{id}", "patch", "update_user"),
+        ("/users/{id}", "delete", "delete_user"),
+        ("/admin/jobs", "get", "get_job_stats"),
     ];
-    let paths = document["paths"].as_object().unwrap();
+    let operations: usize = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
     assert_eq!(
-        paths.len(),
+        operations,
         expected.len(),
         "{:?}",
-        paths.keys().collect::<Vec<_>>()
+        document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>()
     );
-    for (path, operation_id, summary) in expected {
-        let operation = &document["paths"][path]["get"];
-        assert_eq!(operation["operationId"], operation_id, "{path}");
-        assert_eq!(operation["summary"], summary, "{path}");
+    for (path, method, operation_id) in expected {
+        let operation = &document["paths"][path][method];
+        assert_eq!(operation["operationId"], operation_id, "{method} {path}");
+        let summary = operation["summary"].as_str().unwrap_or_default();
+        assert!(
+            summary.len() > 5 && summary.ends_with('.'),
+            "{method} {path}: summary {summary:?}"
+        );
         assert_eq!(
             operation["responses"]["default"]["$ref"], "#/components/responses/Problem",
-            "{path} documents its errors"
+            "{method} {path} documents its errors"
         );
     }
+    assert_eq!(
+        document["paths"]["/"]["get"]["summary"],
+        "Describe the service."
+    );
 }
 
 #[test]

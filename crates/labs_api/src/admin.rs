@@ -13,7 +13,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(get_job_stats))
 }
 
-/// Where the background jobs are
+/// Where the background jobs are.
 ///
 /// Per queue: waiting, in flight, scheduled, retrying, dead; plus the rows waiting in the
 /// Postgres outbox. The same numbers as `labs jobs stats`. Admins only.

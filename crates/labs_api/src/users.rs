@@ -93,7 +93,7 @@ const DUPLICATE_EMAIL: ApiError = ApiError::Conflict {
     detail: "Another account has this email address.",
 };
 
-/// List accounts
+/// List accounts.
 ///
 /// Oldest first, `limit` at a time from `offset`. Admins only.
 #[utoipa::path(
@@ -129,7 +129,7 @@ pub(crate) async fn get_users_with_limits(
     }))
 }
 
-/// One account
+/// One account.
 #[utoipa::path(
     get,
     path = "/{id}",
@@ -159,6 +159,7 @@ pub(crate) async fn get_user_by_id(
 pub struct CreateUser {
     pub email: Email,
     pub password: Password,
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     #[serde(default)]
     pub full_name: Option<String>,
     #[serde(default)]
@@ -172,7 +173,7 @@ fn yes() -> bool {
     true
 }
 
-/// Create an account
+/// Create an account.
 #[utoipa::path(
     post,
     path = "",
@@ -213,6 +214,7 @@ pub(crate) async fn create_user(
 pub struct UpdateUser {
     #[serde(default)]
     pub email: Option<Email>,
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     #[serde(default)]
     pub full_name: Option<String>,
     /// A new password; ends every session of the account.
@@ -230,7 +232,7 @@ const NOT_ON_SELF: ApiError = ApiError::Conflict {
     detail: "Admins cannot remove their own admin role, deactivate or delete themselves.",
 };
 
-/// Change an account
+/// Change an account.
 #[utoipa::path(
     patch,
     path = "/{id}",
@@ -281,7 +283,7 @@ pub(crate) async fn update_user(
     Ok(Json(user.into()))
 }
 
-/// Delete an account
+/// Delete an account.
 ///
 /// Deletes the account and everything it owns.
 #[utoipa::path(

@@ -442,7 +442,7 @@ mod tests {
         .unwrap();
         assert_eq!(keys.verify(&confused), Err(TokenError::WrongAlgorithm));
 
-        let mut tampered = token.clone();
+        let mut tampered = token;
         let last = tampered.pop().unwrap();
         tampered.push(if last == 'A' { 'B' } else { 'A' });
         assert_eq!(keys.verify(&tampered), Err(TokenError::Invalid));

@@ -124,7 +124,7 @@ mod tests {
         let sealed = keys.seal(b"JBSWY3DPEHPK3PXP", b"user-1");
         assert_eq!(keys.open(&sealed, b"user-1").unwrap(), b"JBSWY3DPEHPK3PXP");
         assert_eq!(keys.open(&sealed, b"user-2"), Err(Unsealable));
-        let mut tampered = sealed.clone();
+        let mut tampered = sealed;
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(keys.open(&tampered, b"user-1"), Err(Unsealable));
         assert_ne!(

@@ -44,7 +44,7 @@ impl TrustedOrigins {
 
     fn contains(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        self.0.iter().any(|trusted| *trusted == origin)
+        self.0.contains(&origin)
     }
 }
 

@@ -137,6 +137,22 @@ async fn a_wrong_type_is_a_422_problem_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_an_object_is_a_422_problem() {
+    // serde would build the struct from an array of its fields in order.
+    let answer = send(post_json("/things", r#"["kite", "red"]"#)).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem(&answer).detail, "The body must be a JSON object.");
+    let vendor_type = Request::post("/things")
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.labs+json; charset=utf-8",
+        )
+        .body(Body::from(r#"{"name":"kite","colour":"red"}"#))
+        .unwrap();
+    assert_eq!(send(vendor_type).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_unknown_enum_value_is_a_422_problem() {
     let answer = send(post_json(
         "/things",

@@ -68,6 +68,13 @@ pub async fn send(app: &axum::Router, request: axum::http::Request<axum::body::B
     }
 }
 
+/// The Python with the test tools (aiosmtpd, pyotp, schemathesis): `LABS_TEST_PYTHON`, set
+/// by `make test` from scripts/python-tools.sh.
+pub fn test_python() -> String {
+    std::env::var("LABS_TEST_PYTHON")
+        .unwrap_or_else(|_| "/var/cache/labs-ci/venv/bin/python".to_owned())
+}
+
 /// `GET uri` through `app`.
 pub async fn get(app: &axum::Router, uri: &str) -> Answer {
     let request = axum::http::Request::get(uri)
@@ -408,8 +415,7 @@ impl SmtpServer {
     /// With aiosmtpd's TLS options, e.g. `["--tlscert", cert, "--tlskey", key]` (STARTTLS,
     /// required) or `["--smtpscert", cert, "--smtpskey", key]` (TLS from the first byte).
     pub fn start_with(tls: &[&str]) -> Self {
-        let python = std::env::var("LABS_TEST_PYTHON")
-            .unwrap_or_else(|_| "/var/cache/labs-ci/venv/bin/python".to_owned());
+        let python = test_python();
         let port = free_port();
         let maildir = std::env::temp_dir().join(unique_name("maildir"));
         let child = Command::new(&python)

@@ -12,13 +12,13 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::limits::{self, ClientIp, Family};
-use super::password::{Accepted, EmailRequest, complete_login};
+use super::password::{Accepted, EmailRequest, active_account, complete_login};
 use super::session::TokenResponse;
 use crate::{ApiState, mail};
 
 const PURPOSE: &str = "email_otp";
 
-/// Email a login code
+/// Email a login code.
 ///
 /// Sends a 6-digit code, valid for 10 minutes (by default) and for one use, to the address if
 /// it has an account. Never creates an account, and answers the same either way.
@@ -39,36 +39,32 @@ pub(crate) async fn initiate_otp_email(
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
     let mut tx = state.app.db.begin().await?;
-    if let Some(found) =
-        labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?
-    {
-        if found.user.is_active {
-            let code = six_digit_code();
-            let config = &state.auth.config;
-            let hash = state
-                .auth
-                .keys
-                .codes
-                .hash(PURPOSE, found.user.id.as_bytes(), &code);
-            labs_db::credentials::replace_email_otp(
-                &mut *tx,
-                found.user.id,
-                &hash,
-                OffsetDateTime::now_utc() + config.email_otp_ttl,
-            )
-            .await?;
-            let valid_minutes =
-                u32::try_from(config.email_otp_ttl.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
-            mail::queue(
-                &mut tx,
-                &found.user.email,
-                Message::LoginCode {
-                    code,
-                    valid_minutes,
-                },
-            )
-            .await?;
-        }
+    if let Some(found) = active_account(&mut *tx, &request.email).await? {
+        let code = six_digit_code();
+        let config = &state.auth.config;
+        let hash = state
+            .auth
+            .keys
+            .codes
+            .hash(PURPOSE, found.user.id.as_bytes(), &code);
+        labs_db::credentials::replace_email_otp(
+            &mut *tx,
+            found.user.id,
+            &hash,
+            OffsetDateTime::now_utc() + config.email_otp_ttl,
+        )
+        .await?;
+        let valid_minutes =
+            u32::try_from(config.email_otp_ttl.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
+        mail::queue(
+            &mut tx,
+            &found.user.email,
+            Message::LoginCode {
+                code,
+                valid_minutes,
+            },
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok((
@@ -97,7 +93,7 @@ const INVALID_CODE: ApiError = ApiError::Unauthorized {
     detail: "This code is wrong, expired, used, or tried too many times: ask for a new one.",
 };
 
-/// Log in with an emailed code
+/// Log in with an emailed code.
 ///
 /// Each code works once, until it expires, and dies after 5 wrong tries (by default). Logging
 /// in this way proves the address, so it also verifies it. Accounts with TOTP on answer 403

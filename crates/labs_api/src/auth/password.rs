@@ -50,6 +50,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)
 }
 
+/// The active account of `email`, if there is one.
+pub(crate) async fn active_account(
+    db: impl sqlx::PgExecutor<'_>,
+    email: &Email,
+) -> Result<Option<labs_db::users::UserCredentials>, ApiError> {
+    Ok(labs_db::users::credentials(db, Some(email.as_str()), None)
+        .await?
+        .filter(|found| found.user.is_active))
+}
+
 pub(crate) async fn hash_password(
     state: &ApiState,
     password: &Password,
@@ -68,12 +78,18 @@ pub struct SignupRequest {
     pub email: Email,
     pub password: Password,
     /// How to address the user (at most 200 characters).
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     #[serde(default)]
     pub full_name: Option<String>,
 }
 
 pub(crate) fn check_full_name(name: Option<&str>) -> Result<Option<&str>, ApiError> {
     match name.map(str::trim) {
+        // Control characters (NUL above all, which Postgres text cannot hold) have no place in
+        // a name.
+        Some(name) if name.chars().any(char::is_control) => Err(ApiError::InvalidBody(
+            "`fullName` must not contain control characters.".to_owned(),
+        )),
         Some(name) if name.chars().count() > 200 => Err(ApiError::InvalidBody(
             "`fullName` must be at most 200 characters long.".to_owned(),
         )),
@@ -82,7 +98,7 @@ pub(crate) fn check_full_name(name: Option<&str>) -> Result<Option<&str>, ApiErr
     }
 }
 
-/// Create an account
+/// Create an account.
 ///
 /// Sends a verification link to the address. The answer is the same whether or not the
 /// address already has an account (its owner gets an email saying so instead), so this
@@ -184,7 +200,7 @@ pub struct EmailRequest {
     pub email: Email,
 }
 
-/// Send the verification link again
+/// Send the verification link again.
 ///
 /// Answers the same whether or not the address has an account, or is already verified.
 #[utoipa::path(
@@ -207,12 +223,10 @@ pub(crate) async fn initiate_verification_email(
     )
     .await?;
     let mut tx = state.app.db.begin().await?;
-    if let Some(found) =
-        labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?
+    if let Some(found) = active_account(&mut *tx, &request.email).await?
+        && found.user.email_verified_at.is_none()
     {
-        if found.user.is_active && found.user.email_verified_at.is_none() {
-            send_verification(&state, &mut tx, found.user.id, &found.user.email).await?;
-        }
+        send_verification(&state, &mut tx, found.user.id, &found.user.email).await?;
     }
     tx.commit().await?;
     Ok(accepted(
@@ -228,12 +242,13 @@ pub struct TokenRequest {
     pub token: String,
 }
 
-pub(crate) const INVALID_LINK: ApiError = ApiError::BadRequest {
+/// 401 like every other credential that does not hold (a link token is one).
+pub(crate) const INVALID_LINK: ApiError = ApiError::Unauthorized {
     code: "invalid-token",
     detail: "This link is invalid, expired or already used: ask for a new one.",
 };
 
-/// Verify an email address
+/// Verify an email address.
 ///
 /// Uses the token of the verification link (once).
 #[utoipa::path(
@@ -243,7 +258,7 @@ pub(crate) const INVALID_LINK: ApiError = ApiError::BadRequest {
     request_body = TokenRequest,
     responses(
         (status = 200, description = "Verified", body = UserOut),
-        (status = 400, description = "Invalid, expired or used token"),
+        (status = 401, description = "Invalid, expired or used token"),
     ),
 )]
 pub(crate) async fn verify_user(
@@ -334,7 +349,7 @@ pub(crate) const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
     detail: "Incorrect email or password.",
 };
 
-/// Log in with email and password
+/// Log in with email and password.
 ///
 /// Answers tokens, or, when the account has TOTP on, a 403 `mfa-required` problem whose
 /// `mfaToken` member is exchanged with a code at `/auth/totp/verify`. An unknown email and a
@@ -440,7 +455,7 @@ pub(crate) async fn complete_login(
     Ok(session::answer(state, tokens, cookies))
 }
 
-/// The caller's account
+/// The caller's account.
 #[utoipa::path(
     get,
     path = "/me",
@@ -455,7 +470,7 @@ pub(crate) async fn get_me(caller: CurrentUser) -> Json<UserOut> {
     Json(caller.user.into())
 }
 
-/// Send a password-reset link
+/// Send a password-reset link.
 ///
 /// Answers the same whether or not the address has an account.
 #[utoipa::path(
@@ -472,15 +487,11 @@ pub(crate) async fn initiate_password_reset(
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check(&state, Family::Reset, ip, Some(request.email.as_str())).await?;
     let mut tx = state.app.db.begin().await?;
-    if let Some(found) =
-        labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?
-    {
-        if found.user.is_active {
-            let token =
-                new_one_time_token(&state, &mut tx, found.user.id, Purpose::ResetPassword).await?;
-            let link = mail::link(&state, "reset-password", &token);
-            mail::queue(&mut tx, &found.user.email, Message::PasswordReset { link }).await?;
-        }
+    if let Some(found) = active_account(&mut *tx, &request.email).await? {
+        let token =
+            new_one_time_token(&state, &mut tx, found.user.id, Purpose::ResetPassword).await?;
+        let link = mail::link(&state, "reset-password", &token);
+        mail::queue(&mut tx, &found.user.email, Message::PasswordReset { link }).await?;
     }
     tx.commit().await?;
     Ok(accepted(
@@ -496,7 +507,7 @@ pub struct ResetPasswordRequest {
     pub new_password: Password,
 }
 
-/// Choose a new password
+/// Choose a new password.
 ///
 /// Uses the reset link's token (once), sets the password, verifies the email (the link
 /// proved it), and ends every session of the account.
@@ -507,7 +518,7 @@ pub struct ResetPasswordRequest {
     request_body = ResetPasswordRequest,
     responses(
         (status = 204, description = "Password changed; log in again"),
-        (status = 400, description = "Invalid, expired or used token"),
+        (status = 401, description = "Invalid, expired or used token"),
     ),
 )]
 pub(crate) async fn reset_password(

@@ -84,18 +84,11 @@ fn issue(
 
 /// The answer carrying `tokens`: in the body, or as cookies when `cookies` is set.
 pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Response {
-    let body = TokenResponse {
-        access_token: tokens.access.clone(),
-        token_type: "bearer".to_owned(),
-        expires_in: tokens.expires_in,
-        refresh_token: (!cookies).then(|| tokens.refresh.as_str().to_owned()),
-    };
-    let mut response = Json(body).into_response();
+    let mut headers = HeaderMap::new();
     if cookies {
-        let config = &state.auth.config;
-        let headers = response.headers_mut();
+        let refresh_ttl = state.auth.config.refresh_token_ttl.as_secs();
         set_cookie(
-            headers,
+            &mut headers,
             state,
             ACCESS_COOKIE,
             &tokens.access,
@@ -103,18 +96,22 @@ pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Respons
             tokens.expires_in,
         );
         set_cookie(
-            headers,
+            &mut headers,
             state,
             REFRESH_COOKIE,
             tokens.refresh.as_str(),
             &state.auth.auth_path,
-            config.refresh_token_ttl.as_secs(),
+            refresh_ttl,
         );
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let body = TokenResponse {
+        access_token: tokens.access,
+        token_type: "bearer".to_owned(),
+        expires_in: tokens.expires_in,
+        refresh_token: (!cookies).then(|| tokens.refresh.as_str().to_owned()),
+    };
+    (headers, Json(body)).into_response()
 }
 
 fn set_cookie(
@@ -163,7 +160,7 @@ const INVALID_REFRESH: ApiError = ApiError::Unauthorized {
     detail: "The refresh token is invalid, expired or revoked: log in again.",
 };
 
-/// Exchange a refresh token for new tokens
+/// Exchange a refresh token for new tokens.
 ///
 /// The refresh token is rotated: the answer holds a new one and the old one is used up.
 /// Presenting a used refresh token again is treated as theft: its whole session is revoked
@@ -243,7 +240,7 @@ pub struct LogoutRequest {
     pub everywhere: bool,
 }
 
-/// Log out
+/// Log out.
 ///
 /// Ends the session of the access token (or of the refresh token given), or with
 /// `everywhere`, every session of the account. Its refresh tokens and access tokens stop

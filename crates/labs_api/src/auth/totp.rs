@@ -156,7 +156,7 @@ async fn new_recovery_codes(
     Ok(codes)
 }
 
-/// Start TOTP enrolment
+/// Start TOTP enrolment.
 ///
 /// Generates a secret and answers it as an `otpauth://` URI and a QR code. TOTP is on only
 /// after `/auth/totp/confirm` with a first code. Needs a fresh login.
@@ -194,7 +194,7 @@ pub(crate) async fn enroll_totp(
     }))
 }
 
-/// Turn TOTP on with a first code
+/// Turn TOTP on with a first code.
 ///
 /// Proves the app holds the secret, turns TOTP on, and answers the recovery codes (once).
 #[utoipa::path(
@@ -243,7 +243,7 @@ pub(crate) async fn confirm_totp(
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
-/// Turn TOTP off
+/// Turn TOTP off.
 ///
 /// Needs a fresh login and a current TOTP code or a recovery code.
 #[utoipa::path(
@@ -282,7 +282,7 @@ pub(crate) async fn disable_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Replace the recovery codes
+/// Replace the recovery codes.
 ///
 /// Needs a fresh login and a current TOTP code. The old codes stop working.
 #[utoipa::path(
@@ -339,7 +339,7 @@ const INVALID_CHALLENGE: ApiError = ApiError::Unauthorized {
     detail: "This login attempt has expired or failed too often: start again with your password.",
 };
 
-/// Finish a login with a TOTP or recovery code
+/// Finish a login with a TOTP or recovery code.
 ///
 /// Exchanges the `mfaToken` of the `mfa-required` answer and a code for tokens. The token
 /// expires after 5 minutes (by default) or 5 wrong codes.
