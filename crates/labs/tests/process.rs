@@ -128,6 +128,116 @@ fn production_refuses_to_start_without_its_secrets() {
 }
 
 #[test]
+fn a_production_api_refuses_to_start_without_its_credential_keys() {
+    let urls = [
+        ("LABS_ENV", "production"),
+        ("DATABASE_URL", "postgres://app:secret@db.internal/app"),
+        ("REDIS_URL", "redis://cache.internal:6379"),
+    ];
+    let (status, _, stderr) = run_labs(&["serve", "--role", "api"], &urls);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("LABS_JWT_SIGNING_KEY must be set"),
+        "{stderr}"
+    );
+
+    let mut with_dev_key = urls.to_vec();
+    with_dev_key.push((
+        "LABS_JWT_SIGNING_KEY",
+        labs_auth::config::DEV_JWT_SIGNING_KEY,
+    ));
+    let (status, _, stderr) = run_labs(&["serve", "--role", "api"], &with_dev_key);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("LABS_JWT_SIGNING_KEY is set to the development default"),
+        "{stderr}"
+    );
+
+    let (status, stdout, _) = run_labs(&["keys", "generate", "jwt"], &[]);
+    assert!(status.success());
+    let own_key = stdout
+        .split("# its public key")
+        .next()
+        .unwrap()
+        .trim_start_matches("# LABS_JWT_SIGNING_KEY\n")
+        .to_owned();
+    let mut with_bad_totp = urls.to_vec();
+    with_bad_totp.push(("LABS_JWT_SIGNING_KEY", &own_key));
+    with_bad_totp.push(("LABS_TOTP_ENCRYPTION_KEYS", "1:c2hvcnQ="));
+    with_bad_totp.push(("LABS_CODE_HASH_KEY", "c2hvcnQ="));
+    let (status, _, stderr) = run_labs(&["serve", "--role", "api"], &with_bad_totp);
+    assert!(!status.success());
+    assert!(stderr.contains("LABS_TOTP_ENCRYPTION_KEYS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn create_admin_makes_or_promotes_an_administrator() {
+    let database = TempDatabase::new("admin");
+    let env = [("DATABASE_URL", database.url.as_str())];
+    let (status, _, stderr) = run_labs(&["migrate"], &env);
+    assert!(status.success(), "{stderr}");
+
+    let (status, stdout, stderr) = run_labs(
+        &["user", "create-admin", "--email", "Ops@Example.com"],
+        &env,
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains("created administrator ops@example.com"),
+        "{stdout}"
+    );
+    let password = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("password (shown once): "))
+        .expect("a generated password is printed");
+
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let found = labs_db::users::credentials(&db, Some("ops@example.com"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.user.is_admin && found.user.email_verified_at.is_some());
+    let hasher = labs_auth::PasswordHasher::owasp().unwrap();
+    assert_eq!(
+        hasher.verify(password, found.password_hash.as_deref()),
+        labs_auth::Verification::Valid {
+            needs_rehash: false
+        }
+    );
+
+    labs_db::users::update(
+        &db,
+        found.user.id,
+        &labs_db::users::UserChanges {
+            is_admin: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (status, stdout, _) = run_labs(
+        &["user", "create-admin", "--email", "ops@example.com"],
+        &env,
+    );
+    assert!(status.success());
+    assert!(stdout.contains("is now an administrator"), "{stdout}");
+    assert!(
+        labs_db::users::by_id(&db, found.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_admin
+    );
+    db.close().await;
+
+    for kind in ["totp", "code-hash", "hs256"] {
+        let (status, stdout, _) = run_labs(&["keys", "generate", kind], &[]);
+        assert!(status.success(), "{kind}");
+        assert!(stdout.trim().len() >= 44, "{kind}: {stdout}");
+    }
+}
+
+#[test]
 fn an_invalid_setting_is_refused_with_its_variable_named() {
     let (status, _, stderr) = run_labs(&["serve"], &[("LABS_ROOT_PATH", "api")]);
     assert!(!status.success());
