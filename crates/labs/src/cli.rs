@@ -4,8 +4,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use labs_db::{PgConfig, RedisConfig};
 use labs_http::HttpConfig;
-use labs_http::telemetry::LogConfig;
 use labs_jobs::JobsConfig;
+use labs_telemetry::LogConfig;
 use labs_worker::email::MailConfig;
 
 /// labs: a production-grade API server. One binary, several roles.

@@ -10,10 +10,13 @@ use labs::settings;
 async fn main() -> ExitCode {
     settings::load_dotenv();
     let cli = Cli::parse();
-    if let Err(message) = labs_http::telemetry::init(&cli.log, cli.env.is_production()) {
-        return fail(&message);
-    }
-    match labs::commands::run(cli, settings::shutdown_on_signal()).await {
+    let telemetry = match labs_telemetry::logs::init(&cli.log, cli.env.is_production()) {
+        Ok(telemetry) => telemetry,
+        Err(message) => return fail(&message),
+    };
+    let outcome = labs::commands::run(cli, settings::shutdown_on_signal()).await;
+    telemetry.shutdown();
+    match outcome {
         Ok(code) => code,
         Err(error) => fail(&format!("{error:#}")),
     }

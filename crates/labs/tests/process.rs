@@ -463,9 +463,11 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
     let database = TempDatabase::new("metrics");
     let namespace = unique_name("metrics");
+    let limits = unique_name("rl");
     let labs = Labs::serve(&[
         ("DATABASE_URL", &database.url),
         ("LABS_JOBS_NAMESPACE", &namespace),
+        ("LABS_RATE_LIMIT_NAMESPACE", &limits),
     ]);
     let http = client();
     for _ in 0..3 {
@@ -486,6 +488,25 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
             .status(),
         404
     );
+    // Two failed logins and a refused cross-origin change, for the auth series.
+    for _ in 0..2 {
+        let answer = http
+            .post(labs.url("/api/auth/token"))
+            .json(&serde_json::json!({"email": "nobody@example.com", "password": "wrong password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+    }
+    let forged = http
+        .post(labs.url("/api/auth/logout"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
     let env = [
         ("DATABASE_URL", database.url.as_str()),
         ("LABS_JOBS_NAMESPACE", namespace.as_str()),
@@ -525,6 +546,16 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
+    assert_eq!(
+        metric(
+            &text,
+            "labs_auth_logins_total",
+            &[("method", "password"), ("outcome", "failure")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "labs_csrf_rejected_total", &[]), Some(1.0));
     let echo = [("method", "GET"), ("route", "/ext/echo"), ("status", "200")];
     assert_eq!(
         metric(&text, "labs_http_requests_total", &echo),

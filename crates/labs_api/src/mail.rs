@@ -16,7 +16,8 @@ pub(crate) async fn queue(tx: &mut PgConnection, to: &str, email: Email) -> Resu
         to: to.to_owned(),
         email,
     };
-    let payload = serde_json::to_value(&job).map_err(ApiError::internal)?;
+    // With the request's trace context: the worker sends it in the same trace.
+    let payload = labs_jobs::encode(job).map_err(ApiError::internal)?;
     labs_db::outbox::insert(tx, SendEmail::NAME, &payload, None).await?;
     Ok(())
 }

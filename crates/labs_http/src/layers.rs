@@ -5,9 +5,12 @@
 //! 1. **sensitive headers**: `Authorization`, `Cookie`, `Set-Cookie` are marked so that no
 //!    layer below can print them.
 //! 2. **request id**: keeps a well-formed `x-request-id` from the proxy or makes a UUIDv7,
-//!    puts it in the response, and makes it the current request's id for error bodies.
-//! 3. **trace**: one span per request holding the id, method and matched route, so that every
-//!    log line of the request carries them, and exactly one line when the response leaves.
+//!    puts it in the response, and makes it the current request's id for error bodies; reads
+//!    the caller's W3C `traceparent`.
+//! 3. **trace**: one span per request holding the id, trace id, method and matched route, so
+//!    that every log line of the request carries them, and exactly one line when the response
+//!    leaves. The span joins the caller's trace (or starts one), is exported over OTLP when
+//!    configured, and its trace context is made current for the jobs the request enqueues.
 //! 4. **metrics**: counts and times the request by method, matched route and status, and
 //!    tracks requests in flight (see [`crate::metrics`]).
 //! 5. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
@@ -37,6 +40,10 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::config::HttpConfig;
+use std::sync::{Arc, OnceLock};
+
+use labs_telemetry::TraceContext;
+
 use crate::problem::ApiError;
 
 /// The request-id header, as proxies and our responses spell it.
@@ -76,6 +83,7 @@ pub fn apply(router: Router, config: &HttpConfig) -> Router {
             axum::response::IntoResponse::into_response(ApiError::Panicked)
         }))
         .layer(middleware::from_fn(crate::metrics::record_http))
+        .layer(middleware::from_fn(trace_scope))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -106,6 +114,17 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     // Checked above (or a UUID), so always a valid header value.
     let header_value = HeaderValue::from_str(&id).ok();
     req.extensions_mut().insert(RequestId(id.clone()));
+    // The caller's trace context, if it sent one; the request span's own is decided when the
+    // span is made (`request_span`) and shared through the slot.
+    let incoming = req
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceContext::parse);
+    req.extensions_mut().insert(RequestTrace {
+        incoming,
+        own: Arc::new(OnceLock::new()),
+    });
     if let Some(value) = &header_value {
         req.headers_mut().insert(X_REQUEST_ID, value.clone());
     }
@@ -139,7 +158,40 @@ fn request_span(req: &Request) -> Span {
         .extensions()
         .get::<OriginalUri>()
         .map_or_else(|| req.uri().path(), |original| original.path());
-    tracing::info_span!("request", request_id, method = %req.method(), route, path)
+    let span = tracing::info_span!(
+        "request",
+        request_id,
+        trace_id = tracing::field::Empty,
+        method = %req.method(),
+        route,
+        path
+    );
+    let trace = req.extensions().get::<RequestTrace>();
+    let own = labs_telemetry::trace::adopt(&span, trace.and_then(|trace| trace.incoming));
+    if let Some(trace) = trace {
+        let _ = trace.own.set(own);
+    }
+    span
+}
+
+/// The trace context of a request: the caller's, and the request span's own once it is made.
+#[derive(Debug, Clone)]
+struct RequestTrace {
+    incoming: Option<TraceContext>,
+    own: Arc<OnceLock<TraceContext>>,
+}
+
+/// Makes the request span's trace context current while the request runs (inside the span), so
+/// that the jobs it enqueues carry it.
+async fn trace_scope(req: Request, next: Next) -> Response {
+    let own = req
+        .extensions()
+        .get::<RequestTrace>()
+        .and_then(|trace| trace.own.get().copied());
+    match own {
+        Some(own) => labs_telemetry::trace::within(own, next.run(req)).await,
+        None => next.run(req).await,
+    }
 }
 
 fn log_response(response: &Response, latency: Duration, _span: &Span) {

@@ -19,7 +19,6 @@ pub mod problem;
 pub mod root_path;
 pub mod serve;
 pub mod state;
-pub mod telemetry;
 
 pub use config::HttpConfig;
 pub use problem::{ApiError, Problem};

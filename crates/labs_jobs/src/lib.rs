@@ -8,7 +8,7 @@ mod relay;
 mod runtime;
 
 pub use job::{Handler, Job, JobError, backoff};
-pub use queue::{DeadJob, JobQueue, JobsConfig, JobsError, QueueDepth, QueueStats};
+pub use queue::{DeadJob, JobQueue, JobsConfig, JobsError, QueueDepth, QueueStats, encode};
 pub use registry::Registry;
 pub use relay::{Relay, RelayError};
 pub use runtime::{Runtime, RuntimeConfig, supervise};

@@ -3,7 +3,9 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use labs_telemetry::TraceContext;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -42,10 +44,59 @@ pub enum JobsError {
     InvalidTime(String),
 }
 
-/// The payload as oxana stores it: our job, under our stable name.
-#[derive(Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Payload<J>(pub(crate) J);
+/// The payload as oxana stores it: our job's JSON object, under our stable name, plus the
+/// trace context of whoever enqueued it (`_traceparent`, absent when there was none), so that
+/// the worker runs the job in the same trace.
+pub(crate) struct Payload<J> {
+    pub(crate) job: J,
+    pub(crate) trace: Option<TraceContext>,
+}
+
+/// The reserved member of a job's JSON object that carries its trace context.
+const TRACEPARENT_KEY: &str = "_traceparent";
+
+/// A job as stored outside the queue until it is enqueued (the Postgres outbox): its JSON with
+/// the current trace context, which the relay restores when it enqueues it.
+pub fn encode<J: Job>(job: J) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(Payload::new(job))
+}
+
+impl<J> Payload<J> {
+    /// `job`, in the trace context current on this task (a request's, or a job's).
+    pub(crate) fn new(job: J) -> Self {
+        Self {
+            job,
+            trace: labs_telemetry::trace::current(),
+        }
+    }
+}
+
+impl<J: Serialize> Serialize for Payload<J> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.job).map_err(serde::ser::Error::custom)?;
+        if let (Some(trace), Some(object)) = (self.trace, value.as_object_mut()) {
+            object.insert(TRACEPARENT_KEY.to_owned(), trace.traceparent().into());
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl<'de, J: DeserializeOwned> Deserialize<'de> for Payload<J> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (job, trace) = split_trace(serde_json::Value::deserialize(deserializer)?);
+        let job = serde_json::from_value(job).map_err(serde::de::Error::custom)?;
+        Ok(Self { job, trace })
+    }
+}
+
+/// Takes the trace context out of a job's JSON (jobs enqueued before tracing have none).
+pub(crate) fn split_trace(mut job: serde_json::Value) -> (serde_json::Value, Option<TraceContext>) {
+    let trace = job
+        .as_object_mut()
+        .and_then(|object| object.remove(TRACEPARENT_KEY))
+        .and_then(|value| value.as_str().and_then(TraceContext::parse));
+    (job, trace)
+}
 
 impl<J: Job> oxana::Job for Payload<J> {
     fn name() -> &'static str {
@@ -108,14 +159,14 @@ impl JobQueue {
     pub async fn enqueue<J: Job>(&self, job: J) -> Result<String, JobsError> {
         let queued = self
             .storage
-            .enqueue(NamedQueue(J::QUEUE.to_owned()), Payload(job))
+            .enqueue(NamedQueue(J::QUEUE.to_owned()), Payload::new(job))
             .await;
         Ok(counted::<J, _>(queued, 1)?)
     }
 
     /// Queues many jobs of one type at once (one round trip per batch, not per job).
     pub async fn enqueue_many<J: Job>(&self, jobs: Vec<J>) -> Result<usize, JobsError> {
-        let payloads: Vec<Payload<J>> = jobs.into_iter().map(Payload).collect();
+        let payloads: Vec<Payload<J>> = jobs.into_iter().map(Payload::new).collect();
         let count = payloads.len();
         let queued = self
             .storage
@@ -130,7 +181,7 @@ impl JobQueue {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
         let queued = self
             .storage
-            .enqueue_in(NamedQueue(J::QUEUE.to_owned()), Payload(job), seconds)
+            .enqueue_in(NamedQueue(J::QUEUE.to_owned()), Payload::new(job), seconds)
             .await;
         Ok(counted::<J, _>(queued, 1)?)
     }
@@ -144,7 +195,7 @@ impl JobQueue {
         let at = to_chrono(at)?;
         let queued = self
             .storage
-            .enqueue_at(NamedQueue(J::QUEUE.to_owned()), Payload(job), at)
+            .enqueue_at(NamedQueue(J::QUEUE.to_owned()), Payload::new(job), at)
             .await;
         Ok(counted::<J, _>(queued, 1)?)
     }

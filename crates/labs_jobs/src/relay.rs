@@ -70,10 +70,18 @@ fn enqueue_as<J: Job>(
     run_at: Option<OffsetDateTime>,
 ) -> BoxFuture<'_, Result<String, JobsError>> {
     Box::pin(async move {
+        // The job joins the trace of the request that wrote it to the outbox.
+        let (payload, trace) = crate::queue::split_trace(payload);
         let job: J = serde_json::from_value(payload)?;
-        match run_at {
-            Some(at) => queue.enqueue_at(job, at).await,
-            None => queue.enqueue(job).await,
+        let enqueue = async {
+            match run_at {
+                Some(at) => queue.enqueue_at(job, at).await,
+                None => queue.enqueue(job).await,
+            }
+        };
+        match trace {
+            Some(trace) => labs_telemetry::trace::within(trace, enqueue).await,
+            None => enqueue.await,
         }
     })
 }

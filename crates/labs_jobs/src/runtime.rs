@@ -189,19 +189,29 @@ where
 
     async fn process(
         &self,
-        Payload(job): Payload<J>,
+        Payload { job, trace }: Payload<J>,
         context: &oxana::JobContext,
     ) -> Result<(), Failed> {
         let attempt = context.meta.retries + 1;
-        let span = tracing::info_span!("job", job.name = J::NAME, job.id = %context.meta.id, job.attempt = attempt);
+        let span = tracing::info_span!(
+            "job",
+            job.name = J::NAME,
+            job.id = %context.meta.id,
+            job.attempt = attempt,
+            trace_id = tracing::field::Empty
+        );
+        // In the trace of whoever enqueued it; its own context is current while it runs, so
+        // that the jobs it enqueues continue the trace.
+        let own = labs_telemetry::trace::adopt(&span, trace);
         let waited_micros = chrono::Utc::now().timestamp_micros() - context.meta.scheduled_at;
         metrics::histogram!("labs_job_queue_wait_seconds", "job" => J::NAME)
             .record(waited_micros.max(0) as f64 / 1e6);
         metrics::counter!("labs_jobs_started_total", "job" => J::NAME).increment(1);
-        async {
+        let run = async {
             let started = Instant::now();
             let outcome = job.handle(&self.ctx).await;
-            metrics::histogram!("labs_job_duration_seconds", "job" => J::NAME).record(started.elapsed().as_secs_f64());
+            metrics::histogram!("labs_job_duration_seconds", "job" => J::NAME)
+                .record(started.elapsed().as_secs_f64());
             let outcome_label = match &outcome {
                 Ok(()) => "succeeded",
                 Err(_) if attempt < J::MAX_ATTEMPTS => "retried",
@@ -221,9 +231,8 @@ where
                 }
             }
             outcome.map_err(Failed)
-        }
-        .instrument(span)
-        .await
+        };
+        labs_telemetry::trace::within(own, run.instrument(span)).await
     }
 
     fn max_retries(&self, _job: &Payload<J>) -> u32 {

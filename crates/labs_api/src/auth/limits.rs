@@ -115,6 +115,8 @@ pub(crate) async fn check(
                 return Err(ApiError::TooManyRequests { retry_after });
             }
             Err(error) => {
+                metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit")
+                    .increment(1);
                 tracing::warn!(%error, "rate limiter unavailable");
                 return Err(ApiError::Unavailable(
                     "The rate limiter is not answering; try again shortly.",

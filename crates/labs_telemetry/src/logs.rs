@@ -1,9 +1,13 @@
-//! Logging set-up: JSON lines in production, readable lines in development.
+//! Logging set-up: JSON lines in production, readable lines in development; spans exported
+//! over OTLP when an endpoint is configured.
 //!
 //! Logs go to stdout and nowhere else: collecting, buffering and shipping them is the job of
 //! the platform's agent (Docker's log driver, a fluent-bit DaemonSet), which survives our
 //! crashes and never blocks us. See docs/LOGGING.md.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -36,13 +40,64 @@ pub struct LogConfig {
     /// Log line format.
     #[arg(long, env = "LABS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
     pub log_format: LogFormat,
+
+    /// OTLP/HTTP endpoint to export traces to, e.g. `http://otel-collector:4318/v1/traces`.
+    /// Unset: no export (trace ids are still in every log line).
+    #[arg(long, env = "LABS_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` of exported spans.
+    #[arg(
+        long,
+        env = "LABS_OTLP_SERVICE_NAME",
+        default_value = "labs",
+        global = true
+    )]
+    pub otlp_service_name: String,
 }
 
-/// Installs the global subscriber and a panic hook that logs panics as events.
+/// Keeps the span exporter alive; [`Telemetry::shutdown`] flushes what is buffered.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops the exporter (a no-op without one). Call it before the process exits.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            // The batch processor's thread does a blocking export: keep it off the runtime.
+            let _ = std::thread::spawn(move || provider.shutdown()).join();
+        }
+    }
+}
+
+fn exporter(config: &LogConfig) -> Result<Option<SdkTracerProvider>, String> {
+    let Some(endpoint) = &config.otlp_endpoint else {
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint.clone())
+        .build()
+        .map_err(|e| format!("LABS_OTLP_ENDPOINT cannot be used ({e})"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.otlp_service_name.clone())
+        .build();
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    ))
+}
+
+/// Installs the global subscriber (with span export when configured) and a panic hook that
+/// logs panics as events.
 ///
-/// Errors only when the filter does not parse; a second call in the same process (tests) is
-/// a no-op.
-pub fn init(config: &LogConfig, production: bool) -> Result<(), String> {
+/// Errors when the filter does not parse or the OTLP endpoint cannot be used; a second call in
+/// the same process (tests) is a no-op.
+pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| format!("LABS_LOG is not a valid log filter ({e})"))?;
     let json = match config.log_format {
@@ -50,7 +105,11 @@ pub fn init(config: &LogConfig, production: bool) -> Result<(), String> {
         LogFormat::Text => false,
         LogFormat::Auto => production,
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let provider = exporter(config)?;
+    let otel = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("labs")));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if json {
         registry
             .with(
@@ -66,8 +125,11 @@ pub fn init(config: &LogConfig, production: bool) -> Result<(), String> {
     };
     if installed.is_ok() {
         install_panic_hook();
+        if provider.is_some() {
+            crate::trace::set_exporting();
+        }
     }
-    Ok(())
+    Ok(Telemetry { provider })
 }
 
 /// Panics become one error event, inside the span of the request that panicked (so with its
