@@ -157,7 +157,7 @@ pub struct QueueArgs {
 pub enum Role {
     /// The public JSON API, its docs and health endpoints.
     Api,
-    /// The webhook receiver (Stripe), deployed and scaled on its own.
+    /// The webhook receiver (`/hooks/stripe`), deployed and scaled on its own.
     Hooks,
     /// Background jobs from the Redis queue.
     Worker,
@@ -204,6 +204,12 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub auth: labs_api::AuthConfig,
+
+    #[command(flatten)]
+    pub billing: labs_api::billing::BillingConfig,
+
+    #[command(flatten)]
+    pub hooks: labs_hooks::HooksConfig,
 }
 
 #[derive(Debug, Args)]

@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
+use labs_api::billing::Billing;
 use labs_api::{ApiState, Auth};
 use labs_auth::config::{DEV_CODE_HASH_KEY, DEV_TOTP_ENCRYPTION_KEYS, ResolvedSecrets};
 use labs_auth::{AuthKeys, KeyConfig};
+use labs_hooks::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig, HooksState};
 
 use crate::app::{Roles, http_app};
 use crate::cli::{
@@ -50,16 +52,6 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     let roles = Roles::new(&args.roles);
-    for role in roles.not_built() {
-        tracing::warn!(%role, "this build has no `{role}` role yet: nothing to run for it");
-    }
-    if !roles.any_built() {
-        let asked: Vec<String> = args.roles.iter().map(ToString::to_string).collect();
-        anyhow::bail!(
-            "none of the roles asked for ({}) has anything to run in this build",
-            asked.join(",")
-        );
-    }
 
     let database_url = database_url(env, &args.pg)?;
     let redis_url = redis_url(env, &args.redis)?;
@@ -91,15 +83,28 @@ async fn serve(
             &args.http.cors_origins,
             &args.http.root_path,
         );
+        let billing =
+            Billing::new(args.billing.clone()).context("the Stripe client cannot be built")?;
         Some(ApiState {
             app: state.clone(),
             auth: Arc::new(auth),
+            billing: Arc::new(billing),
             queue: queue.clone(),
         })
     } else {
         None
     };
-    let app = http_app(state, api, &args.http);
+    // The receiver needs only its webhook secrets: no JWT or Stripe API key.
+    let hooks = if roles.has(Role::Hooks) {
+        Some(HooksState {
+            app: state.clone(),
+            secrets: Arc::new(webhook_secrets(env, &args.hooks)?),
+            tolerance: args.hooks.stripe_webhook_tolerance,
+        })
+    } else {
+        None
+    };
+    let app = http_app(state, api, hooks, &args.http);
     let listener = TcpListener::bind(args.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
@@ -301,6 +306,34 @@ async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Stripe webhook secrets: the development secret when none is set in development; in
+/// production at least one, none of them the development one.
+fn webhook_secrets(env: Environment, config: &HooksConfig) -> anyhow::Result<Vec<SecretString>> {
+    let secrets: Vec<SecretString> = config
+        .stripe_webhook_secrets
+        .iter()
+        .filter(|secret| !secret.expose_secret().trim().is_empty())
+        .cloned()
+        .collect();
+    if secrets.is_empty() {
+        return Ok(vec![required_secret(
+            env,
+            "LABS_STRIPE_WEBHOOK_SECRETS",
+            None,
+            DEV_STRIPE_WEBHOOK_SECRET,
+        )?]);
+    }
+    for secret in &secrets {
+        required_secret(
+            env,
+            "LABS_STRIPE_WEBHOOK_SECRETS",
+            Some(secret),
+            DEV_STRIPE_WEBHOOK_SECRET,
+        )?;
+    }
+    Ok(secrets)
 }
 
 /// The credential keys, each secret resolved like every other (development default, or set

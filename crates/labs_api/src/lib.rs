@@ -9,6 +9,7 @@
 
 mod admin;
 pub mod auth;
+pub mod billing;
 mod docs;
 pub mod ext;
 mod mail;
@@ -36,6 +37,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .merge(auth::well_known())
         // /users: the admin users API.
         .nest("/users", users::router())
+        // /billing: Stripe checkout, portal, subscription state.
+        .nest("/billing", billing::router())
         // /admin: operations views.
         .nest("/admin", admin::router())
         // /health: liveness and readiness probes.

@@ -28,6 +28,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, logins, sessions and second factors"),
         (name = "users", description = "Accounts, for administrators"),
+        (name = "billing", description = "Payments with Stripe: checkout, customer portal, subscription state"),
         (name = "admin", description = "Operations views, for administrators"),
     )
 )]

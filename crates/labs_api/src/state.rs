@@ -123,6 +123,7 @@ impl Auth {
 pub struct ApiState {
     pub app: AppState,
     pub auth: Arc<Auth>,
+    pub billing: Arc<crate::billing::Billing>,
     pub queue: JobQueue,
 }
 

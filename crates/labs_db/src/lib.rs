@@ -7,6 +7,7 @@
 //! What deliberately does not: anything about HTTP, and the job queue's own use of Redis
 //! (that belongs to the jobs crate, which gets its connection from here).
 
+pub mod billing;
 pub mod credentials;
 pub mod outbox;
 pub mod pg;
@@ -19,3 +20,5 @@ pub use pg::{PgConfig, PgPool};
 pub use redis::{RedisConfig, RedisConnection};
 /// The error of every Postgres call.
 pub use sqlx::Error as DbError;
+/// A connection or transaction, for functions that run several statements in the caller's transaction.
+pub use sqlx::PgConnection;

@@ -69,3 +69,19 @@ impl Job for PurgeExpiredCredentials {
     const NAME: &'static str = "purge_expired_credentials";
     const MAX_ATTEMPTS: u32 = 3;
 }
+
+/// Applies one stored Stripe webhook event (`stripe_events`) to the billing tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStripeEvent {
+    /// Stripe's event id (`evt_...`), the key of the stored event.
+    pub event_id: String,
+}
+
+impl Job for ProcessStripeEvent {
+    const NAME: &'static str = "process_stripe_event";
+    const QUEUE: &'static str = "billing";
+    // Retries cover an event that arrives before the one it depends on (a subscription event
+    // before its customer is known): about 4 hours of backoff.
+    const MAX_ATTEMPTS: u32 = 12;
+    const BASE_BACKOFF: Duration = Duration::from_secs(5);
+}

@@ -7,6 +7,7 @@
 //!
 //! Not here: the payload types and the queue (labs_jobs), SQL (labs_db).
 
+pub mod billing;
 pub mod credentials;
 pub mod email;
 pub mod outbox;
@@ -15,7 +16,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use labs_db::PgPool;
-use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox, SendEmail};
+use labs_jobs::jobs::{ProcessStripeEvent, PurgeExpiredCredentials, RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
 use crate::email::Mailer;
@@ -57,6 +58,8 @@ pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
         .job::<RelayOutbox>()
         // Expired tokens, codes and sessions, deleted hourly.
         .job::<PurgeExpiredCredentials>()
+        // Stripe webhook events, applied to the billing tables.
+        .job::<ProcessStripeEvent>()
 }
 
 /// Runs the worker role until `shutdown`: every job type of [`jobs`], restarted after an

@@ -63,7 +63,7 @@ pub fn app(db: PgPool) -> Router {
 
 pub fn app_with(state: AppState, config: &HttpConfig) -> Router {
     let api = api_state(state.clone(), &[]);
-    http_app(state, Some(api), config)
+    http_app(state, Some(api), None, config)
 }
 
 /// The origin tests' browsers are trusted from (CORS and CSRF).
@@ -77,6 +77,8 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     struct Settings {
         #[command(flatten)]
         auth: labs_api::AuthConfig,
+        #[command(flatten)]
+        billing: labs_api::billing::BillingConfig,
     }
     let namespace = labs_testkit::unique_name("rl");
     let mut argv = vec!["labs", "--rate-limit-namespace", &namespace];
@@ -92,6 +94,7 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     ApiState {
         app,
         auth: std::sync::Arc::new(auth),
+        billing: std::sync::Arc::new(labs_api::billing::Billing::new(settings.billing).unwrap()),
         queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
     }
 }
@@ -114,7 +117,7 @@ pub fn job_queue(redis_url: &str, namespace: &str) -> labs_jobs::JobQueue {
 pub fn auth_app(db: PgPool, settings: &[&str]) -> Router {
     let state = state_with_redis(db, &shared_redis_url());
     let api = api_state(state.clone(), settings);
-    http_app(state, Some(api), &http_config())
+    http_app(state, Some(api), None, &http_config())
 }
 
 /// The real `labs` binary, running as a child process with JSON logs captured.

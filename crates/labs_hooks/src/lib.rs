@@ -1,0 +1,165 @@
+//! The webhook receiver: `POST /hooks/stripe`, deployed as its own role (`labs serve --role
+//! hooks`) so that Stripe's bursts (and retries) scale apart from the API, and so that it needs
+//! only the webhook secrets, no JWT or Stripe API keys.
+//!
+//! What it does, and nothing more: check the signature on the raw body, store the event keyed
+//! by Stripe's id, write its processing job to the outbox in the same transaction, answer 200.
+//! A redelivery finds the event stored and is acknowledged without a second job. Redis being
+//! down changes nothing: the outbox relays the job when it is back. The business work happens
+//! in the worker (`process_stripe_event`).
+//!
+//! Not in the public OpenAPI document: its only client is Stripe, whose format is Stripe's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use labs_db::billing::StripeEvent;
+use labs_http::extract::Json;
+use labs_http::{ApiError, AppState};
+use labs_jobs::Job;
+use labs_jobs::jobs::ProcessStripeEvent;
+use labs_stripe::SignatureError;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The receiver's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Webhooks (hooks role)")]
+pub struct HooksConfig {
+    /// Stripe webhook endpoint secrets (`whsec_...`), comma-separated: several while a secret
+    /// is rolled. Required for the hooks role in production.
+    #[arg(
+        long,
+        env = "LABS_STRIPE_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secrets: Vec<SecretString>,
+
+    /// How far a delivery's signed timestamp may be from now (Stripe's default: 5 minutes).
+    #[arg(long, env = "LABS_STRIPE_WEBHOOK_TOLERANCE", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub stripe_webhook_tolerance: Duration,
+}
+
+/// The development secret, for `stripe listen --forward-to` and local tests. Production refuses it.
+pub const DEV_STRIPE_WEBHOOK_SECRET: &str = "whsec_development_only";
+
+/// What the receiver needs.
+#[derive(Debug, Clone)]
+pub struct HooksState {
+    pub app: AppState,
+    pub secrets: Arc<Vec<SecretString>>,
+    pub tolerance: Duration,
+}
+
+/// `/hooks/stripe`, ready for the shared layers.
+pub fn router(state: HooksState) -> Router {
+    // No `utoipa::path`: webhooks stay out of the public API document (docs/API-CONVENTIONS.md).
+    Router::new()
+        .route("/hooks/stripe", post(receive_stripe))
+        .with_state(state)
+}
+
+/// The fields of an event the receiver reads; the rest is stored as is.
+#[derive(Debug, Deserialize)]
+struct EventHead {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    created: i64,
+    #[serde(default)]
+    livemode: bool,
+}
+
+/// The acknowledgement.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Received {
+    pub received: bool,
+    /// The event had been received before; it was not processed again.
+    pub duplicate: bool,
+}
+
+fn counted(outcome: &'static str) {
+    metrics::counter!("labs_webhook_events_total", "provider" => "stripe", "outcome" => outcome)
+        .increment(1);
+}
+
+fn rejected(error: SignatureError) -> ApiError {
+    counted("rejected");
+    tracing::warn!(%error, "webhook delivery refused");
+    let (code, detail) = match error {
+        SignatureError::Missing => (
+            "missing-signature",
+            "The Stripe-Signature header is missing.",
+        ),
+        SignatureError::Malformed => (
+            "malformed-signature",
+            "The Stripe-Signature header is malformed.",
+        ),
+        SignatureError::NoMatch => ("invalid-signature", "No signature matches this payload."),
+        SignatureError::Stale => (
+            "stale-signature",
+            "The signature's timestamp is too old or in the future.",
+        ),
+    };
+    ApiError::BadRequest { code, detail }
+}
+
+async fn receive_stripe(
+    State(state): State<HooksState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Received>), ApiError> {
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|value| value.to_str().ok());
+    let tolerance = i64::try_from(state.tolerance.as_secs()).unwrap_or(i64::MAX);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    labs_stripe::verify(&body, header, &state.secrets, tolerance, now).map_err(rejected)?;
+
+    let malformed = || {
+        counted("rejected");
+        ApiError::BadRequest {
+            code: "malformed-event",
+            detail: "The payload is not a Stripe event.",
+        }
+    };
+    let payload: serde_json::Value = serde_json::from_slice(&body).map_err(|_| malformed())?;
+    let head: EventHead = serde_json::from_value(payload.clone()).map_err(|_| malformed())?;
+    let created = OffsetDateTime::from_unix_timestamp(head.created).map_err(|_| malformed())?;
+    let event = StripeEvent {
+        id: head.id,
+        kind: head.kind,
+        created,
+        livemode: head.livemode,
+        payload,
+        processed_at: None,
+    };
+
+    let mut tx = state.app.db.begin().await?;
+    let fresh = labs_db::billing::insert_event(&mut *tx, &event).await?;
+    if fresh {
+        let job = labs_jobs::encode(ProcessStripeEvent {
+            event_id: event.id.clone(),
+        })
+        .map_err(ApiError::internal)?;
+        labs_db::outbox::insert(&mut *tx, ProcessStripeEvent::NAME, &job, None).await?;
+    }
+    tx.commit().await?;
+    counted(if fresh { "accepted" } else { "duplicate" });
+    tracing::info!(event.id = %event.id, event.kind = %event.kind, duplicate = !fresh, "webhook event received");
+    Ok((
+        StatusCode::OK,
+        Json(Received {
+            received: true,
+            duplicate: !fresh,
+        }),
+    ))
+}
