@@ -29,7 +29,7 @@ VARIANTS = {
         "ingress": {"host": "", "tlsSecret": ""},
     },
     "minimal": {
-        "roles": {"worker": {"enabled": False}, "scheduler": {"enabled": False}},
+        "roles": {"worker": {"enabled": False}, "scheduler": {"enabled": False}, "hooks": {"enabled": False}},
         "migrate": {"enabled": False},
         "ingress": {"enabled": False},
         "serviceAccount": {"create": False},
@@ -100,7 +100,7 @@ def main():
             for kind in ("Deployment", "Service", "Ingress", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
                 check(kind in present, f"defaults: a {kind}")
             deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in documents if d["kind"] == "Deployment"}
-            check(deployments == {"api", "worker", "scheduler"}, f"defaults: deployments {deployments}")
+            check(deployments == {"api", "hooks", "worker", "scheduler"}, f"defaults: deployments {deployments}")
         if variant == "hooks-on-fixed-replicas":
             ingress = next(d for d in documents if d["kind"] == "Ingress")
             paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]

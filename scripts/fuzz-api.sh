@@ -19,11 +19,18 @@ log=$(mktemp)
 export PGOPTIONS="-c client_min_messages=warning"
 psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)'
 
+# The billing endpoints call Stripe: point them at a local stand-in of its three endpoints.
+stripe_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 scripts/fake-stripe.py "$stripe_port" &
+fake_stripe=$!
+
 LABS_BIND="127.0.0.1:$port" DATABASE_URL="$database" LABS_LOG_FORMAT=json \
+  LABS_STRIPE_SECRET_KEY=sk_test_fuzz LABS_STRIPE_API_BASE="http://127.0.0.1:$stripe_port" \
+  LABS_STRIPE_PRICE_SUBSCRIPTION=price_fuzz_monthly LABS_STRIPE_PRICE_ONE_TIME=price_fuzz_once \
   "$labs" serve --role api >"$log" 2>&1 &
 server=$!
 cleanup() {
-  kill "$server" 2>/dev/null || true
+  kill "$server" "$fake_stripe" 2>/dev/null || true
   psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)' || true
   rm -f "$log"
 }
