@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{TRUSTED_ORIGIN, auth_app, job_queue};
+use common::{TRUSTED_ORIGIN, auth_app, call, job_queue};
 use labs_db::PgPool;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
@@ -22,27 +22,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-async fn call(
-    app: &Router,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> Answer {
-    let mut request = Request::builder().method(method).uri(path);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    send(app, request.body(body).unwrap()).await
-}
 
 async fn post(app: &Router, path: &str, body: Value) -> Answer {
     call(app, "POST", path, Some(body), &[]).await

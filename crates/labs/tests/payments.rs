@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{api_state, http_config, job_queue, state_with_redis};
+use common::{api_state, call, http_config, job_queue, state_with_redis};
 use labs::app::http_app;
 use labs_db::PgPool;
 use labs_hooks::HooksState;
@@ -472,19 +472,16 @@ impl FakeStripe {
     }
 }
 
-async fn call(app: &Router, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {token}"));
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    send(app, request.body(body).unwrap()).await
+/// `call` as the user holding `token`.
+async fn call_as(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Answer {
+    let bearer = format!("Bearer {token}");
+    call(app, method, path, body, &[("authorization", &bearer)]).await
 }
 
 async fn logged_in(app: &Router, db: &PgPool, email: &str) -> String {
@@ -533,16 +530,16 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
     let app = http_app(state, Some(api), None, &http_config());
     let token = logged_in(&app, &db, "ada@example.com").await;
 
-    let none = call(&app, "GET", "/api/billing/subscription", &token, None).await;
+    let none = call_as(&app, "GET", "/api/billing/subscription", &token, None).await;
     assert_eq!(none.json()["status"], "none");
-    let portal = call(&app, "POST", "/api/billing/portal", &token, None).await;
+    let portal = call_as(&app, "POST", "/api/billing/portal", &token, None).await;
     assert_eq!(
         portal.status,
         StatusCode::CONFLICT,
         "no customer before a first checkout"
     );
 
-    let checkout = call(
+    let checkout = call_as(
         &app,
         "POST",
         "/api/billing/checkout",
@@ -555,7 +552,7 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
         checkout.json()["url"],
         "https://checkout.stripe.com/c/pay/cs_test_1"
     );
-    let again = call(
+    let again = call_as(
         &app,
         "POST",
         "/api/billing/checkout",
@@ -564,7 +561,7 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
     )
     .await;
     assert_eq!(again.status, StatusCode::OK);
-    let portal = call(&app, "POST", "/api/billing/portal", &token, None).await;
+    let portal = call_as(&app, "POST", "/api/billing/portal", &token, None).await;
     assert_eq!(
         portal.json()["url"],
         "https://billing.stripe.com/p/session/bps_1"
@@ -631,7 +628,7 @@ async fn billing_without_stripe_settings_is_a_clear_503(db: PgPool) {
         &http_config(),
     );
     let token = logged_in(&app, &db, "ada@example.com").await;
-    let answer = call(
+    let answer = call_as(
         &app,
         "POST",
         "/api/billing/checkout",

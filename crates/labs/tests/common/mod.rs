@@ -21,7 +21,9 @@ use labs_http::{AppState, HttpConfig};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use labs_testkit::shared_redis_url;
+use axum::body::Body;
+use axum::http::Request;
+use labs_testkit::{Answer, send, shared_redis_url};
 
 /// The settings a test server uses: production defaults, short timeouts.
 pub fn http_config() -> HttpConfig {
@@ -258,4 +260,26 @@ pub fn run_labs(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, Str
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// `method path` through `app` with a JSON `body` (if any) and `headers`.
+pub async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(app, request.body(body).unwrap()).await
 }
