@@ -108,12 +108,12 @@ async fn serve(
     let listener = TcpListener::bind(args.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
-    let drain = args.http.shutdown_timeout;
+    let limits = labs_http::serve::Limits::from(&args.http);
     let http_shutdown = shutdown.clone();
     roles_running.push((
         "http",
         Box::pin(async move {
-            Ok(labs_http::serve::serve("http", listener, app, http_shutdown, drain).await?)
+            Ok(labs_http::serve::serve("http", listener, app, http_shutdown, limits).await?)
         }),
     ));
 
@@ -136,7 +136,7 @@ async fn serve(
                 metrics_listener,
                 metrics,
                 metrics_shutdown,
-                drain,
+                limits,
             )
             .await?)
         }),

@@ -93,6 +93,8 @@ pub struct Auth {
     pub trusted_origins: TrustedOrigins,
     /// Where the auth routes are published (cookie path of the refresh token).
     pub auth_path: String,
+    /// Password hashes running at once: one per CPU (see `auth::password::blocking`).
+    pub hashing: tokio::sync::Semaphore,
 }
 
 impl Auth {
@@ -107,6 +109,9 @@ impl Auth {
             config,
             trusted_origins: TrustedOrigins::new(cors_origins),
             auth_path: format!("{root_path}/auth"),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
         }
     }
 

@@ -212,3 +212,17 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_codes_never_panic(code in ".{0,20}", time in any::<u64>(), last in proptest::option::of(any::<u64>())) {
+            let _ = TotpSecret::from_bytes(b"12345678901234567890".to_vec()).verify(&code, time, last);
+        }
+    }
+}

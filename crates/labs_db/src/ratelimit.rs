@@ -108,3 +108,19 @@ mod tests {
         assert!("x/1m".parse::<Quota>().is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn quota_settings_never_panic(raw in ".{0,40}") {
+            if let Ok(quota) = raw.parse::<Quota>() {
+                prop_assert!(quota.limit > 0 && !quota.period.is_zero());
+            }
+        }
+    }
+}

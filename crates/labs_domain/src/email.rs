@@ -114,3 +114,22 @@ mod tests {
         assert_eq!(Email::parse(&long), Err(InvalidEmail));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any input: an answer, never a panic; what is accepted is normalised for good.
+        #[test]
+        fn parsing_is_total_and_normalising(raw in ".{0,300}") {
+            if let Ok(email) = Email::parse(&raw) {
+                prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
+                prop_assert_eq!(email.as_str(), email.as_str().to_lowercase());
+                prop_assert!(!email.as_str().chars().any(char::is_control));
+            }
+        }
+    }
+}

@@ -41,6 +41,11 @@ pub struct HttpConfig {
     #[arg(long, env = "LABS_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long a client may take to send a request's headers before it is disconnected
+    /// (slow clients, slowloris).
+    #[arg(long, env = "LABS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Deadline for each dependency check of the readiness endpoint.
     #[arg(long, env = "LABS_READY_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,

@@ -274,9 +274,31 @@ impl IntoResponse for ApiError {
 }
 
 impl From<labs_db::DbError> for ApiError {
+    /// The database not answering (no free connection within the acquire timeout, a broken
+    /// connection, the statement timeout) is a 503: the request may succeed later, elsewhere.
+    /// Anything else is a bug, a 500.
     fn from(error: labs_db::DbError) -> Self {
+        use labs_db::DbError;
         metrics::counter!("labs_db_errors_total").increment(1);
-        Self::internal(error)
+        // 57014: query_canceled (statement_timeout); 57P01..03: the server is shutting down or
+        // not accepting connections; 08xxx: connection exceptions.
+        let unavailable_code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| {
+                code == "57014" || code.starts_with("57P") || code.starts_with("08")
+            });
+        match error {
+            DbError::PoolTimedOut | DbError::PoolClosed | DbError::Io(_) | DbError::Tls(_) => {
+                tracing::warn!(%error, "the database is not answering");
+                Self::Unavailable("The database is not answering; try again shortly.")
+            }
+            _ if unavailable_code => {
+                tracing::warn!(%error, "the database cancelled or refused the query");
+                Self::Unavailable("The database is not answering; try again shortly.")
+            }
+            other => Self::internal(other),
+        }
     }
 }
 

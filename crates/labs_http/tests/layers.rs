@@ -21,6 +21,7 @@ fn config() -> HttpConfig {
         body_limit: 1024,
         cors_origins: vec!["https://app.example.com".to_owned()],
         shutdown_timeout: Duration::from_secs(1),
+        header_read_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(1),
     }
 }
@@ -150,6 +151,24 @@ async fn a_body_that_is_not_an_object_is_a_422_problem() {
         .body(Body::from(r#"{"name":"kite","colour":"red"}"#))
         .unwrap();
     assert_eq!(send(vendor_type).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_a_4xx_problem_not_a_stack_overflow() {
+    // serde_json stops at 128 levels, long before the stack is in danger (and within the
+    // body limit of these tests).
+    for body in [
+        "[".repeat(600),
+        format!("{}{}", r#"{"a":"#.repeat(150), "1"),
+    ] {
+        let answer = send(post_json("/things", &body)).await;
+        assert!(
+            [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY].contains(&answer.status),
+            "{}",
+            answer.status
+        );
+        assert!(["malformed-body", "invalid-body"].contains(&problem(&answer).code.as_str()));
+    }
 }
 
 #[tokio::test]

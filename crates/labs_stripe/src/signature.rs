@@ -146,3 +146,43 @@ mod tests {
         assert_eq!(verify(body, Some(&with_v0), &secrets, 300, now), Ok(()));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn signed(payload: &[u8], secret: &str, t: i64) -> String {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+        let mut input = format!("{t}.").into_bytes();
+        input.extend_from_slice(payload);
+        let hex: String = hmac::sign(&key, &input)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("t={t},v1={hex}")
+    }
+
+    proptest! {
+        /// Any header and body: an answer, never a panic, and never a pass without the secret.
+        #[test]
+        fn arbitrary_headers_never_panic_nor_pass(header in ".{0,300}", payload in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let secrets = [SecretString::from("whsec_property")];
+            prop_assert!(verify(&payload, Some(&header), &secrets, 300, 1_700_000_000).is_err());
+        }
+
+        /// A genuine signature passes; changing any byte of the body makes it fail.
+        #[test]
+        fn a_changed_byte_breaks_the_signature(payload in proptest::collection::vec(any::<u8>(), 1..200), index in any::<usize>(), flip in 1_u8..=255) {
+            let secrets = [SecretString::from("whsec_property")];
+            let header = signed(&payload, "whsec_property", 1_700_000_000);
+            prop_assert_eq!(verify(&payload, Some(&header), &secrets, 300, 1_700_000_000), Ok(()));
+            let mut changed = payload;
+            let at = index % changed.len();
+            changed[at] ^= flip;
+            prop_assert_eq!(verify(&changed, Some(&header), &secrets, 300, 1_700_000_000), Err(SignatureError::NoMatch));
+        }
+    }
+}

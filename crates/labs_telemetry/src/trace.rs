@@ -216,3 +216,24 @@ mod tests {
         assert_ne!(TraceContext::new_root().trace_id, root.trace_id);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_headers_never_panic(header in ".{0,120}") {
+            let _ = TraceContext::parse(&header);
+        }
+
+        #[test]
+        fn every_context_round_trips(trace_id in any::<[u8; 16]>(), span_id in any::<[u8; 8]>(), sampled in any::<bool>()) {
+            prop_assume!(trace_id != [0; 16] && span_id != [0; 8]);
+            let context = TraceContext { trace_id, span_id, sampled };
+            prop_assert_eq!(TraceContext::parse(&context.traceparent()), Some(context));
+        }
+    }
+}

@@ -35,6 +35,7 @@ pub fn http_config() -> HttpConfig {
         body_limit: 1024 * 1024,
         cors_origins: Vec::new(),
         shutdown_timeout: Duration::from_secs(5),
+        header_read_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_millis(500),
     }
 }
@@ -200,6 +201,11 @@ impl Labs {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process is still running (it has not exited or been restarted).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn logs(&self) -> Vec<Value> {

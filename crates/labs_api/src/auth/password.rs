@@ -42,9 +42,20 @@ fn accepted(message: &str) -> (StatusCode, Json<Accepted>) {
 
 /// Runs a password hash or check on the blocking pool: argon2id takes tens of milliseconds of
 /// CPU, which would stall every other request on an async worker thread.
+///
+/// At most one hash per CPU at a time (`Auth::hashing`): each holds 19 MiB while it runs, so
+/// unbounded, a burst of logins would cost memory without finishing any sooner; the others
+/// wait their turn (and the request timeout bounds the wait).
 pub(crate) async fn blocking<T: Send + 'static>(
+    state: &ApiState,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _permit = state
+        .auth
+        .hashing
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(ApiError::internal)
@@ -66,7 +77,7 @@ pub(crate) async fn hash_password(
 ) -> Result<String, ApiError> {
     let hasher = state.auth.keys.passwords.clone();
     let password = password.expose().to_owned();
-    blocking(move || hasher.hash(&password))
+    blocking(state, move || hasher.hash(&password))
         .await?
         .map_err(ApiError::internal)
 }
@@ -389,7 +400,8 @@ pub(crate) async fn login_for_auth_token(
     let hasher = state.auth.keys.passwords.clone();
     let stored = found.as_ref().and_then(|found| found.password_hash.clone());
     let password = request.password.clone();
-    let verification = blocking(move || hasher.verify(&password, stored.as_deref())).await?;
+    let verification =
+        blocking(&state, move || hasher.verify(&password, stored.as_deref())).await?;
     let (found, needs_rehash) = match (found, verification) {
         (Some(found), Verification::Valid { needs_rehash }) if found.user.is_active => {
             (found, needs_rehash)
@@ -402,7 +414,7 @@ pub(crate) async fn login_for_auth_token(
     if needs_rehash {
         let hasher = state.auth.keys.passwords.clone();
         let password = request.password;
-        let rehashed = blocking(move || hasher.hash(&password))
+        let rehashed = blocking(&state, move || hasher.hash(&password))
             .await?
             .map_err(ApiError::internal)?;
         let changes = UserChanges {

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# HTTP benchmarks of a release build on loopback, with wrk (and bench-webhooks for signed
+# webhook deliveries): fixed duration and connections, several runs, medians. Also: cold start
+# to ready, the raw argon2id rate of this machine (what login is compared with), and the API
+# process's peak RSS. Procedure and results: docs/PERFORMANCE.md. Needs the local Postgres and
+# Redis (make services) and wrk (apt install wrk). Not part of the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-64}
+runs=${RUNS:-3}
+admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+database="${admin%/*}/labs_bench"
+export PGOPTIONS="-c client_min_messages=warning"
+
+cargo build -q --release -p labs -p labs_bench
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+labs="$target_dir/release/labs"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_bench WITH (FORCE)' -c 'CREATE DATABASE labs_bench'
+DATABASE_URL="$database" "$labs" migrate >/dev/null
+password="bench-$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
+DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$labs" user create-admin --email bench-admin@example.com >/dev/null
+psql "$database" -qc "INSERT INTO users (id, email) SELECT gen_random_uuid(), 'user' || i || '@example.com' FROM generate_series(1, 50) i"
+
+port=$(free_port)
+base="http://127.0.0.1:$port/api"
+work=$(mktemp -d)
+# The api and hooks roles, production-like: JSON request logs (to a file), no migrations on
+# start, rate limits out of the way (they would answer 429 to a load generator).
+start_server() {
+  DATABASE_URL="$database" LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:$(free_port)" \
+    LABS_ROLES=api,hooks LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json \
+    LABS_RATE_LIMIT_PER_IP=1000000000/1s LABS_RATE_LIMIT_PER_ACCOUNT=1000000000/1s \
+    LABS_RATE_LIMIT_NAMESPACE="bench:rl:$(date +%s%N)" \
+    "$labs" serve >"$work/server.log" 2>&1 &
+  server=$!
+}
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_bench WITH (FORCE)' >/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Cold start: from exec to the first 200 from readiness (Postgres and Redis round trips).
+starts=()
+for run in $(seq "$runs"); do
+  started=$(date +%s%N)
+  start_server
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health/ready")" = 200 ]; do sleep 0.002; done
+  starts+=($(( ($(date +%s%N) - started) / 1000000 )))
+  kill -TERM "$server"; wait "$server" || true
+done
+echo "cold start to ready (ms): ${starts[*]}; median $(printf '%s\n' "${starts[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")"
+
+start_server
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health/ready")" = 200 ]; do sleep 0.01; done
+token=$(curl -sf -H 'content-type: application/json' \
+  -d "{\"email\": \"bench-admin@example.com\", \"password\": \"$password\"}" "$base/auth/token" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+cat >"$work/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email": "bench-admin@example.com", "password": "$password"}'
+LUA
+
+median() { sort -n | sed -n "$(( (runs + 1) / 2 ))p"; }
+# One wrk run: "requests_per_s p50_ms p99_ms errors".
+wrk_run() {
+  local output
+  output=$(wrk --latency "$@")
+  python3 - "$output" <<'PY'
+import re, sys
+text = sys.argv[1]
+def ms(label):
+    m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
+print(f"{rps:.0f} {ms('50'):.2f} {ms('99'):.2f} {errors}")
+PY
+}
+bench() { # name, then wrk arguments
+  local name=$1; shift
+  local results=()
+  for run in $(seq "$runs"); do
+    results+=("$(wrk_run "$@")")
+  done
+  local rps p50 p99
+  rps=$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | median)
+  p50=$(printf '%s\n' "${results[@]}" | cut -d' ' -f2 | median)
+  p99=$(printf '%s\n' "${results[@]}" | cut -d' ' -f3 | median)
+  errors=$(printf '%s\n' "${results[@]}" | cut -d' ' -f4 | paste -sd+ | bc)
+  echo "$name: runs [$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | paste -sd' ')] median ${rps} req/s, p50 ${p50} ms, p99 ${p99} ms, errors ${errors}"
+}
+
+common=(-t2 -c"$connections" -d"$duration")
+bench "GET /api/ext/echo" "${common[@]}" "$base/ext/echo"
+bench "GET /api/health/ready" "${common[@]}" "$base/health/ready"
+bench "GET /api/auth/me" "${common[@]}" -H "Authorization: Bearer $token" "$base/auth/me"
+bench "GET /api/users?limit=10" "${common[@]}" -H "Authorization: Bearer $token" "$base/users?limit=10"
+# Login: as many connections as cores (each login is one argon2id hash on one core), then 64
+# to show that queueing raises latency, not memory (hashes run one per core at a time).
+cores=$(nproc)
+bench "POST /api/auth/token ($cores connections)" -t"$cores" -c"$cores" -d"$duration" -s "$work/login.lua" "$base/auth/token"
+bench "POST /api/auth/token ($connections connections)" "${common[@]}" -s "$work/login.lua" "$base/auth/token"
+"$target_dir/release/bench-argon2" --threads "$cores" --seconds 10 | sed 's/^/raw argon2id: /'
+for run in $(seq "$runs"); do
+  "$target_dir/release/bench-webhooks" --url "http://127.0.0.1:$port/hooks/stripe" --connections 32 --seconds 10 | sed "s/^/webhooks run $run: /"
+done
+echo "api process peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2 / 1024 " MiB"}')"
