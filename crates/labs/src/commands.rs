@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use labs_api::billing::Billing;
-use labs_api::{ApiState, Auth};
+use labs_api::{ApiParts, ApiState, Auth};
 use labs_auth::config::{DEV_CODE_HASH_KEY, DEV_TOTP_ENCRYPTION_KEYS, ResolvedSecrets};
 use labs_auth::{AuthKeys, KeyConfig};
 use labs_hooks::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig, HooksState};
@@ -73,6 +73,7 @@ async fn serve(
         redis: redis.clone(),
         ready_timeout: args.http.ready_timeout,
         root_path: args.http.root_path.clone(),
+        readiness: std::sync::Arc::default(),
     };
     // Only the api role holds credential keys: the other roles run without them.
     let api = if roles.has(Role::Api) {
@@ -85,12 +86,12 @@ async fn serve(
         );
         let billing =
             Billing::new(args.billing.clone()).context("the Stripe client cannot be built")?;
-        Some(ApiState {
+        Some(ApiState::new(ApiParts {
             app: state.clone(),
             auth: Arc::new(auth),
             billing: Arc::new(billing),
             queue: queue.clone(),
-        })
+        }))
     } else {
         None
     };

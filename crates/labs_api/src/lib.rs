@@ -22,7 +22,7 @@ use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use state::{ApiState, Auth, AuthConfig};
+pub use state::{ApiParts, ApiState, Auth, AuthConfig};
 
 /// Every route of the public API, with its OpenAPI description.
 pub fn router() -> OpenApiRouter<ApiState> {

@@ -93,8 +93,8 @@ pub struct Auth {
     pub trusted_origins: TrustedOrigins,
     /// Where the auth routes are published (cookie path of the refresh token).
     pub auth_path: String,
-    /// Password hashes running at once: one per CPU (see `auth::password::blocking`).
-    pub hashing: tokio::sync::Semaphore,
+    /// The threads that hash passwords (see [`HashPool`]).
+    pub hashing: HashPool,
 }
 
 impl Auth {
@@ -109,7 +109,7 @@ impl Auth {
             config,
             trusted_origins: TrustedOrigins::new(cors_origins),
             auth_path: format!("{root_path}/auth"),
-            hashing: tokio::sync::Semaphore::new(
+            hashing: HashPool::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
         }
@@ -123,17 +123,108 @@ impl Auth {
     }
 }
 
-/// What API handlers reach.
+/// What API handlers reach. One `Arc`: axum clones the state for every request, and cloning
+/// the parts one by one (pool, Redis manager, queue, settings) showed in profiles as a few
+/// percent of a whole request.
 #[derive(Debug, Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiParts>);
+
+/// The parts of [`ApiState`].
+#[derive(Debug)]
+pub struct ApiParts {
     pub app: AppState,
     pub auth: Arc<Auth>,
     pub billing: Arc<crate::billing::Billing>,
     pub queue: JobQueue,
 }
 
+impl ApiState {
+    pub fn new(parts: ApiParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
 impl FromRef<ApiState> for AppState {
     fn from_ref(state: &ApiState) -> Self {
         state.app.clone()
+    }
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads, one per CPU, that run password hashes (argon2id: tens of
+/// milliseconds of CPU and 19 MiB of memory each).
+///
+/// Why not `spawn_blocking`: its pool grows to hundreds of threads under a burst of logins, and
+/// each thread's allocator arena keeps the 19 MiB it last used, so a burst left the process at
+/// 400 MiB (measured, docs/PERFORMANCE.md). Here the memory is bounded by the thread count, and
+/// more concurrent hashes than CPUs would not finish any sooner anyway: the rest wait in the
+/// queue (a job whose request has gone away is skipped).
+pub struct HashPool {
+    jobs: std::sync::mpsc::Sender<HashJob>,
+    threads: usize,
+}
+
+impl std::fmt::Debug for HashPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashPool")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl HashPool {
+    pub fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for index in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("labs-hash-{index}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let next = queue
+                            .lock()
+                            .map_err(|_| ())
+                            .and_then(|q| q.recv().map_err(|_| ()));
+                        match next {
+                            Ok(job) => job(),
+                            Err(()) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password-hashing thread");
+            }
+        }
+        Self { jobs, threads }
+    }
+
+    /// Runs `work` on a hashing thread and waits for its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, labs_http::ApiError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            if !done.is_closed() {
+                let _ = done.send(work());
+            }
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| labs_http::ApiError::internal("the password-hashing threads are gone"))?;
+        result
+            .await
+            .map_err(|_| labs_http::ApiError::internal("a password-hashing thread failed"))
     }
 }

@@ -87,3 +87,27 @@ mod tests {
         assert!(parse_root_path("/a?b").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse_root_path;
+    use crate::layers::parse_cors_origin;
+
+    proptest! {
+        /// Any setting: accepted in normal form or refused with a message, never a panic.
+        #[test]
+        fn root_paths_are_total_and_idempotent(raw in ".{0,60}") {
+            if let Ok(path) = parse_root_path(&raw) {
+                prop_assert_eq!(parse_root_path(&path), Ok(path.clone()));
+                prop_assert!(path.is_empty() || (path.starts_with('/') && !path.ends_with('/')));
+            }
+        }
+
+        #[test]
+        fn cors_origins_never_panic(raw in ".{0,80}") {
+            let _ = parse_cors_origin(&raw);
+        }
+    }
+}

@@ -50,7 +50,7 @@ pub struct Readiness {
 }
 
 /// The result of each dependency's check.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DependencyChecks {
     /// A query on the database, which also checks that its migrations are applied.
@@ -121,7 +121,7 @@ pub async fn get_liveness() -> Json<Liveness> {
     )
 )]
 pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let checks = check_dependencies(&state).await;
+    let checks = state.readiness.check(&state).await;
     let ready = checks.postgres.ok && checks.redis.ok;
     let status = if ready {
         StatusCode::OK
@@ -129,6 +129,33 @@ pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, Json<R
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(Readiness { ready, checks }))
+}
+
+/// Readiness checks shared by concurrent probes (single flight).
+///
+/// A probe waits for the check in flight, if any, then either reuses a check that *started
+/// after it arrived* or runs one. So every answer comes from real round trips made after the
+/// probe was sent, yet a burst of probes (a load balancer with many nodes, a benchmark) costs
+/// one check per check duration instead of one each, and cannot exhaust the pool.
+#[derive(Debug, Default)]
+pub struct ReadinessChecks {
+    last: tokio::sync::Mutex<Option<(Instant, DependencyChecks)>>,
+}
+
+impl ReadinessChecks {
+    pub async fn check(&self, state: &AppState) -> DependencyChecks {
+        let arrived = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((started, checks)) = &*last
+            && *started >= arrived
+        {
+            return checks.clone();
+        }
+        let started = Instant::now();
+        let checks = check_dependencies(state).await;
+        *last = Some((started, checks.clone()));
+        checks
+    }
 }
 
 /// Checks every dependency concurrently, each under the configured deadline.

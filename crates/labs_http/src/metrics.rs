@@ -67,21 +67,61 @@ pub(crate) async fn record_http(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |path| path.as_str().to_owned());
+        .map(|path| path.as_str().to_owned());
     let method = method_label(req.method());
     let _in_flight = InFlight::enter();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
+    let (requests, duration) = series(
+        route.as_deref().unwrap_or("<unmatched>"),
+        method,
+        response.status().as_u16(),
+    );
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The request counter and duration histogram of one (route, method, status).
+type Series = (metrics::Counter, metrics::Histogram);
+
+/// Handles registered once per (route, method, status) and reused: building the labels and
+/// looking the series up on every request (allocations and hashing) was a visible part of a
+/// request's cost. The key set is bounded like the labels are (routes are templates).
+fn series(route: &str, method: &'static str, status: u16) -> Series {
+    type Table =
+        std::sync::RwLock<std::collections::HashMap<String, Vec<((&'static str, u16), Series)>>>;
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(Table::default);
+    let find = |entries: &Vec<((&'static str, u16), Series)>| {
+        entries
+            .iter()
+            .find(|(key, _)| *key == (method, status))
+            .map(|(_, series)| series.clone())
+    };
+    if let Some(found) = table
+        .read()
+        .ok()
+        .and_then(|table| table.get(route).and_then(find))
+    {
+        return found;
+    }
     let labels = [
         ("method", method.to_owned()),
-        ("route", route),
-        ("status", status),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
     ];
-    metrics::counter!("labs_http_requests_total", &labels).increment(1);
-    metrics::histogram!("labs_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
+    let created: Series = (
+        metrics::counter!("labs_http_requests_total", &labels),
+        metrics::histogram!("labs_http_request_duration_seconds", &labels),
+    );
+    if let Ok(mut table) = table.write() {
+        let entries = table.entry(route.to_owned()).or_default();
+        if find(entries).is_none() {
+            entries.push(((method, status), created.clone()));
+        }
+    }
+    created
 }
 
 /// Methods are client-chosen tokens: anything unusual is `OTHER`, so the label stays bounded.

@@ -13,6 +13,8 @@ pub struct AppState {
     pub ready_timeout: Duration,
     /// The root path the API is published under (`""` for none).
     pub root_path: String,
+    /// Readiness checks shared by concurrent probes.
+    pub readiness: std::sync::Arc<crate::health::ReadinessChecks>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -56,19 +56,24 @@ pub struct LogConfig {
     pub otlp_service_name: String,
 }
 
-/// Keeps the span exporter alive; [`Telemetry::shutdown`] flushes what is buffered.
+/// Keeps the log writer and the span exporter alive; [`Telemetry::shutdown`] flushes what is
+/// buffered.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Telemetry {
-    /// Flushes and stops the exporter (a no-op without one). Call it before the process exits.
+    /// Flushes and stops the exporter (if any) and the log writer. Call it before the process
+    /// exits.
     pub fn shutdown(self) {
         if let Some(provider) = self.provider {
             // The batch processor's thread does a blocking export: keep it off the runtime.
             let _ = std::thread::spawn(move || provider.shutdown()).join();
         }
+        // Dropping the guard writes the lines still queued.
+        drop(self.writer);
     }
 }
 
@@ -109,6 +114,9 @@ pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
     let otel = provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("labs")));
+    let (stdout, writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if json {
         registry
@@ -117,11 +125,14 @@ pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(stdout),
             )
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(stdout))
+            .try_init()
     };
     if installed.is_ok() {
         install_panic_hook();
@@ -129,7 +140,10 @@ pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
             crate::trace::set_exporting();
         }
     }
-    Ok(Telemetry { provider })
+    Ok(Telemetry {
+        provider,
+        writer: Some(writer),
+    })
 }
 
 /// Panics become one error event, inside the span of the request that panicked (so with its

@@ -56,6 +56,7 @@ pub fn state_with_redis(db: PgPool, redis_url: &str) -> AppState {
         redis,
         ready_timeout: http_config().ready_timeout,
         root_path: http_config().root_path,
+        readiness: std::sync::Arc::default(),
     }
 }
 
@@ -94,12 +95,12 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     };
     let keys = labs_auth::AuthKeys::new(&settings.auth.keys, &secrets).unwrap();
     let auth = labs_api::Auth::new(keys, settings.auth, &[TRUSTED_ORIGIN.to_owned()], "/api");
-    ApiState {
+    ApiState::new(labs_api::ApiParts {
         app,
         auth: std::sync::Arc::new(auth),
         billing: std::sync::Arc::new(labs_api::billing::Billing::new(settings.billing).unwrap()),
         queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
-    }
+    })
 }
 
 pub fn job_queue(redis_url: &str, namespace: &str) -> labs_jobs::JobQueue {

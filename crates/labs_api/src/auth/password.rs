@@ -40,25 +40,13 @@ fn accepted(message: &str) -> (StatusCode, Json<Accepted>) {
     )
 }
 
-/// Runs a password hash or check on the blocking pool: argon2id takes tens of milliseconds of
-/// CPU, which would stall every other request on an async worker thread.
-///
-/// At most one hash per CPU at a time (`Auth::hashing`): each holds 19 MiB while it runs, so
-/// unbounded, a burst of logins would cost memory without finishing any sooner; the others
-/// wait their turn (and the request timeout bounds the wait).
+/// Runs a password hash or check on the hashing threads (`HashPool`): argon2id takes tens of
+/// milliseconds of CPU, which would stall every other request on an async worker thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &ApiState,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = state
-        .auth
-        .hashing
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(ApiError::internal)
+    state.auth.hashing.run(work).await
 }
 
 /// The active account of `email`, if there is one.
