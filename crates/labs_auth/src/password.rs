@@ -4,8 +4,42 @@
 //! Hashing takes tens of milliseconds of CPU on purpose: callers run it on the blocking pool
 //! (`tokio::task::spawn_blocking`), never on an async worker thread.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+
+/// Bytes of a hash's output (argon2's default, recorded in the PHC string).
+const OUTPUT_LEN: usize = 32;
+
+thread_local! {
+    /// The working memory of argon2 on this thread, kept between hashes. argon2's own API
+    /// allocates (and zeroes) 19 MiB per hash and frees it; the allocator kept those blocks in
+    /// per-thread arenas, and a burst of logins took the process to 200-450 MiB (measured,
+    /// docs/PERFORMANCE.md). Reused, the memory is that of one hash per hashing thread. It
+    /// holds values derived from the last password hashed here, never the password itself.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2 into `out` with this thread's reusable memory.
+fn hash_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let needed = params.block_count();
+        if blocks.len() != needed {
+            blocks.clear();
+            blocks.shrink_to_fit();
+            blocks.resize(needed, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+    })
+}
 
 /// The outcome of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +88,16 @@ impl PasswordHasher {
             params,
             decoy: String::new(),
         };
-        hasher.decoy = hasher.hash(&crate::b64url(&crate::random_bytes::<16>()))?;
+        // With argon2's allocating API: made once, on whatever thread builds the hasher, its
+        // 19 MiB must not stay behind in that thread's reusable memory.
+        let decoy_password = crate::b64url(&crate::random_bytes::<16>());
+        hasher.decoy = argon2::password_hash::PasswordHasher::hash_password_with_salt(
+            &hasher.argon,
+            decoy_password.as_bytes(),
+            &crate::random_bytes::<16>(),
+        )
+        .map(|hash| hash.to_string())
+        .map_err(|e| HashError(e.to_string()))?;
         Ok(hasher)
     }
 
@@ -69,36 +112,79 @@ impl PasswordHasher {
 
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) with a fresh 16-byte salt.
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
+        let fail = |e: &dyn std::fmt::Display| HashError(e.to_string());
         let salt = crate::random_bytes::<16>();
-        self.argon
-            .hash_password_with_salt(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| HashError(e.to_string()))
+        let mut out = [0_u8; OUTPUT_LEN];
+        hash_into(
+            &self.argon,
+            &self.params,
+            password.as_bytes(),
+            &salt,
+            &mut out,
+        )
+        .map_err(|e| fail(&e))?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|e| fail(&e))?,
+            salt: Some(Salt::new(&salt).map_err(|e| fail(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+        };
+        Ok(hash.to_string())
     }
 
     /// Checks `password` against `stored`; with no stored hash (unknown account, or an account
     /// without a password) it spends the same time and answers `Invalid`.
     pub fn verify(&self, password: &str, stored: Option<&str>) -> Verification {
+        let decoy = || {
+            if let Ok(decoy) = PasswordHash::new(&self.decoy) {
+                let _ = Self::matches(password, &decoy);
+            }
+            Verification::Invalid
+        };
         let Some(stored) = stored else {
-            let _ = self
-                .argon
-                .verify_password(password.as_bytes(), self.decoy.as_str());
-            return Verification::Invalid;
+            return decoy();
         };
         let Ok(parsed) = PasswordHash::new(stored) else {
             // Not a PHC string we can read: nobody can log in with it. Still spend the time.
-            let _ = self
-                .argon
-                .verify_password(password.as_bytes(), self.decoy.as_str());
-            return Verification::Invalid;
+            return decoy();
         };
-        // Verify with the parameters stored in the hash (argon2 reads them from the string).
-        match self.argon.verify_password(password.as_bytes(), &parsed) {
-            Ok(()) => Verification::Valid {
+        // Verify with the parameters stored in the hash.
+        if Self::matches(password, &parsed) {
+            Verification::Valid {
                 needs_rehash: !self.is_current(&parsed),
-            },
-            Err(_) => Verification::Invalid,
+            }
+        } else {
+            Verification::Invalid
         }
+    }
+
+    /// Recomputes `stored` for `password` with the parameters `stored` records; true on a match
+    /// (compared in constant time).
+    fn matches(password: &str, stored: &PasswordHash) -> bool {
+        let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else {
+            return false;
+        };
+        let version = stored
+            .version
+            .map_or(Ok(Version::default()), Version::try_from);
+        let (Ok(version), Ok(params)) = (version, Params::try_from(stored)) else {
+            return false;
+        };
+        let argon = Argon2::new(algorithm, version, params.clone());
+        let mut out = vec![0_u8; expected.len()];
+        hash_into(
+            &argon,
+            &params,
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut out,
+        )
+        .is_ok()
+            && crate::same(&out, expected.as_bytes())
     }
 
     fn is_current(&self, hash: &PasswordHash) -> bool {
@@ -143,6 +229,37 @@ mod tests {
         assert_eq!(
             hasher.verify("x", Some("not a phc string")),
             Verification::Invalid
+        );
+    }
+
+    #[test]
+    fn hashes_from_argon2s_own_api_verify_and_ours_verify_there() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let reference = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let theirs = reference
+            .hash_password_with_salt(b"correct horse", b"0123456789abcdef")
+            .unwrap()
+            .to_string();
+        let hasher = cheap();
+        assert_eq!(
+            hasher.verify("correct horse", Some(&theirs)),
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            hasher.verify("wrong horse", Some(&theirs)),
+            Verification::Invalid
+        );
+        let ours = hasher.hash("correct horse").unwrap();
+        assert!(
+            reference
+                .verify_password(b"correct horse", ours.as_str())
+                .is_ok()
         );
     }
 
