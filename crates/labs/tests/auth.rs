@@ -1173,6 +1173,17 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
     assert_eq!(page["total"], 3);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["email"], "ada@example.com");
+    let past_the_end = call(
+        &app,
+        "GET",
+        "/api/users?offset=100&limit=10",
+        None,
+        &as_admin,
+    )
+    .await
+    .json();
+    assert_eq!(past_the_end["items"], json!([]));
+    assert_eq!(past_the_end["total"], 3);
     let bad = call(&app, "GET", "/api/users?limit=1000", None, &as_admin).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 

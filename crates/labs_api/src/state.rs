@@ -95,6 +95,8 @@ pub struct Auth {
     pub auth_path: String,
     /// The threads that hash passwords (see [`HashPool`]).
     pub hashing: HashPool,
+    /// Access tokens already verified (see [`VerifiedTokens`]).
+    pub verified: VerifiedTokens,
 }
 
 impl Auth {
@@ -109,6 +111,7 @@ impl Auth {
             config,
             trusted_origins: TrustedOrigins::new(cors_origins),
             auth_path: format!("{root_path}/auth"),
+            verified: VerifiedTokens::default(),
             hashing: HashPool::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
@@ -226,5 +229,36 @@ impl HashPool {
         result
             .await
             .map_err(|_| labs_http::ApiError::internal("a password-hashing thread failed"))
+    }
+}
+
+/// Access tokens whose signature and claims were checked, with their claims, until they expire.
+///
+/// An Ed25519 verification costs about as much as the rest of an authenticated request; a client
+/// sends the same token many times in its 15 minutes. A hit skips only the signature check: the
+/// session and account are still read on every request, so logout stays immediate. The key is
+/// the whole token (no hash collisions), an entry is used only before its `exp` (never the
+/// verifier's leeway), and keys only change with the configuration, that is on a restart, which
+/// empties this. Bounded: when full, it is emptied.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens(
+    std::sync::Mutex<std::collections::HashMap<Box<str>, labs_auth::AccessClaims>>,
+);
+
+impl VerifiedTokens {
+    const CAPACITY: usize = 4096;
+
+    pub(crate) fn get(&self, token: &str, now: i64) -> Option<labs_auth::AccessClaims> {
+        let cache = self.0.lock().ok()?;
+        cache.get(token).filter(|claims| claims.exp > now).cloned()
+    }
+
+    pub(crate) fn insert(&self, token: &str, claims: &labs_auth::AccessClaims) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= Self::CAPACITY {
+                cache.clear();
+            }
+            cache.insert(token.into(), claims.clone());
+        }
     }
 }

@@ -117,10 +117,8 @@ pub(crate) async fn get_users_with_limits(
             "`limit` must be 1 to 100 and `offset` 0 to 1000000.".to_owned(),
         ));
     }
-    let (items, total) = tokio::try_join!(
-        labs_db::users::list(&state.app.db, i64::from(page.offset), i64::from(page.limit)),
-        labs_db::users::count(&state.app.db),
-    )?;
+    let (items, total) =
+        labs_db::users::page(&state.app.db, i64::from(page.offset), i64::from(page.limit)).await?;
     Ok(Json(UserPage {
         items: items.into_iter().map(UserOut::from).collect(),
         total,

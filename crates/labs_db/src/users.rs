@@ -149,22 +149,43 @@ pub async fn credentials(
     }))
 }
 
-/// A page of accounts, oldest first (ids are UUIDv7, so id order is creation order).
-pub async fn list(
-    db: impl PgExecutor<'_>,
+/// A page of accounts, oldest first (ids are UUIDv7, so id order is creation order), and how
+/// many accounts there are in all: one query (a window count) unless the page is empty.
+pub async fn page(
+    db: impl PgExecutor<'_> + Copy,
     offset: i64,
     limit: i64,
-) -> Result<Vec<User>, sqlx::Error> {
-    sqlx::query_as!(
-        User,
+) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let rows = sqlx::query!(
         r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
-                  totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at
+                  totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at,
+                  count(*) OVER () AS "total!"
            FROM users ORDER BY id OFFSET $1 LIMIT $2"#,
         offset,
         limit
     )
     .fetch_all(db)
-    .await
+    .await?;
+    let total = match rows.first() {
+        Some(row) => row.total,
+        // Past the end: the window saw no row, ask for the count alone.
+        None => count(db).await?,
+    };
+    let users = rows
+        .into_iter()
+        .map(|r| User {
+            id: r.id,
+            email: r.email,
+            full_name: r.full_name,
+            is_admin: r.is_admin,
+            is_active: r.is_active,
+            email_verified_at: r.email_verified_at,
+            totp_enabled: r.totp_enabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok((users, total))
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {

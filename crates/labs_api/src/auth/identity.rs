@@ -101,13 +101,21 @@ pub(crate) async fn authenticate(
             None => return Ok(None),
         },
     };
-    let claims = state.auth.keys.jwt.verify(token).map_err(|error| {
-        tracing::info!(%error, "access token refused");
-        ApiError::Unauthorized {
-            code: "invalid-token",
-            detail: "The access token is invalid or has expired.",
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = match state.auth.verified.get(token, now) {
+        Some(claims) => claims,
+        None => {
+            let claims = state.auth.keys.jwt.verify(token).map_err(|error| {
+                tracing::info!(%error, "access token refused");
+                ApiError::Unauthorized {
+                    code: "invalid-token",
+                    detail: "The access token is invalid or has expired.",
+                }
+            })?;
+            state.auth.verified.insert(token, &claims);
+            claims
         }
-    })?;
+    };
     let user = labs_db::users::by_live_session(&state.app.db, claims.sub, claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized {
