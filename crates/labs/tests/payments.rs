@@ -131,6 +131,27 @@ async fn status_of(db: &PgPool, user: Uuid) -> Option<String> {
         .map(|s| s.status)
 }
 
+/// Runs the worker (relaying the outbox as the scheduler does) until `user` has a subscription.
+async fn work_until_applied(ctx: &WorkerContext, db: &PgPool, user: Uuid) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let config = labs_jobs::RuntimeConfig {
+        concurrency: 2,
+        drain: Duration::from_secs(2),
+    };
+    let running = tokio::spawn(labs_worker::run_worker(ctx.clone(), config, stop.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status_of(db, user).await.is_none() {
+        let _ = RelayOutbox::default().handle(ctx).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+}
+
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     let app = hooks_app(db.clone(), &shared_redis_url());
@@ -163,22 +184,7 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     // The worker, through the outbox and the queue.
     let ctx = worker(&db, &shared_redis_url());
     RelayOutbox::default().handle(&ctx).await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let config = labs_jobs::RuntimeConfig {
-        concurrency: 2,
-        drain: Duration::from_secs(2),
-    };
-    let running = tokio::spawn(labs_worker::run_worker(ctx.clone(), config, stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while status_of(&db, ada).await.is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the event was not applied"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop.cancel();
-    running.await.unwrap();
+    work_until_applied(&ctx, &db, ada).await;
     let stored = labs_db::billing::event(&db, "evt_1")
         .await
         .unwrap()
@@ -399,23 +405,7 @@ async fn an_event_accepted_while_redis_is_down_is_applied_once_it_is_back(db: Pg
     );
 
     redis.restart();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let config = labs_jobs::RuntimeConfig {
-        concurrency: 2,
-        drain: Duration::from_secs(2),
-    };
-    let running = tokio::spawn(labs_worker::run_worker(ctx.clone(), config, stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while status_of(&db, ada).await.is_none() {
-        let _ = RelayOutbox::default().handle(&ctx).await;
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not applied after Redis came back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    stop.cancel();
-    running.await.unwrap();
+    work_until_applied(&ctx, &db, ada).await;
     assert_eq!(status_of(&db, ada).await.as_deref(), Some("trialing"));
 }
 
