@@ -131,8 +131,14 @@ docker compose -f compose.yaml config -q
 LABS_JWT_SIGNING_KEY=$(openssl genpkey -algorithm ed25519)
 LABS_TOTP_ENCRYPTION_KEYS="1:$(openssl rand -base64 32)"
 LABS_CODE_HASH_KEY=$(openssl rand -base64 32)
+export LABS_JWT_SIGNING_KEY LABS_TOTP_ENCRYPTION_KEYS LABS_CODE_HASH_KEY
+# The labs roles of the stack, each a compose service.
+roles=(api worker scheduler)
+# template:begin stripe
 LABS_STRIPE_WEBHOOK_SECRETS="whsec_$(openssl rand -hex 24)"
-export LABS_JWT_SIGNING_KEY LABS_TOTP_ENCRYPTION_KEYS LABS_CODE_HASH_KEY LABS_STRIPE_WEBHOOK_SECRETS
+export LABS_STRIPE_WEBHOOK_SECRETS
+roles+=(hooks)
+# template:end stripe
 POSTGRES_PASSWORD=ci LABS_SMTP_URL=smtp://127.0.0.1:25 docker compose -f compose.prod.yaml config -q
 log "Helm chart"
 "$venv/bin/python" scripts/check-chart.py
@@ -280,10 +286,11 @@ $stack_ready || { "${compose[@]}" ps -a; "${compose[@]}" logs --tail 20; echo "t
 log "readiness: 200 through nginx"
 states=$("${compose[@]}" ps -a --format '{{.Service}}={{.State}}/{{.Health}}/{{.ExitCode}}' | sort | tr '\n' ' ')
 log "services: $states"
-for expected in api=running/healthy hooks=running/healthy worker=running/healthy scheduler=running/healthy postgres=running/healthy redis=running/healthy migrate=exited//0 proxy=running fluent-bit=running; do
+for expected in "${roles[@]/%/=running/healthy}" postgres=running/healthy redis=running/healthy migrate=exited//0 proxy=running fluent-bit=running; do
   case " $states" in *" $expected"*) ;; *) echo "unexpected service state, wanted $expected in: $states" >&2; exit 1 ;; esac
 done
 curl -s -o /dev/null -H 'x-request-id: ci-compose-1' "http://127.0.0.1:$stack_port/api/ext/echo"
+# template:begin stripe
 # A webhook delivery through nginx to the hooks service: signed (HMAC-SHA256 of "t.body", as
 # Stripe signs) it is taken, unsigned it is a 400 problem.
 event='{"id":"evt_ci_1","object":"event","type":"ping.ci","created":1700000000,"livemode":false,"data":{"object":{}}}'
@@ -295,9 +302,10 @@ hook=$(curl -s -w ' %{http_code}' -H 'content-type: application/json' -H "stripe
 unsigned=$(curl -s -o /dev/null -w '%{http_code}' --data-binary "$event" "http://127.0.0.1:$stack_port/hooks/stripe")
 [ "$unsigned" = 400 ] || { echo "unsigned webhook through nginx answered $unsigned" >&2; exit 1; }
 log "webhooks through nginx: a signed delivery is taken by the hooks service, an unsigned one is a 400"
+# template:end stripe
 sleep 2
-docker logs labs-ci-stack-fluent-bit-1 2>&1 | python3 -c '
-import json, sys
+docker logs labs-ci-stack-fluent-bit-1 2>&1 | ROLES="${roles[*]} migrate" python3 -c '
+import json, os, sys
 tags, found = set(), None
 for line in sys.stdin:
     try:
@@ -311,17 +319,17 @@ for line in sys.stdin:
         continue
     if record.get("span", {}).get("request_id") == "ci-compose-1":
         found = record
-for service in ("api", "hooks", "worker", "scheduler", "migrate"):
+for service in os.environ["ROLES"].split():
     assert f"labs.labs-ci-stack-{service}-1" in tags, f"no logs from {service}: {sorted(tags)}"
 assert found and found["message"] == "request answered" and found["span"]["path"] == "/api/ext/echo", found
 print("[containers] every labs service logs to fluent-bit; the request id from nginx is in the API line")
 '
 "${compose[@]}" stop --timeout 30 >/dev/null 2>&1
-for service in api hooks worker scheduler; do
+for service in "${roles[@]}"; do
   code=$(docker inspect --format '{{.State.ExitCode}}' "labs-ci-stack-$service-1")
   [ "$code" = 0 ] || { docker logs "labs-ci-stack-$service-1" 2>&1 | tail -n 5; echo "$service exited $code on stop" >&2; exit 1; }
 done
-log "docker compose stop: api, hooks, worker and scheduler drained and exited 0"
+log "docker compose stop: ${roles[*]} drained and exited 0"
 "${compose[@]}" down -v >/dev/null 2>&1
 compose_up=""
 log "container checks passed"

@@ -16,26 +16,31 @@ export PGOPTIONS="-c client_min_messages=warning"
 
 cargo build -q --release -p labs -p labs_bench
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-labs="$target_dir/release/labs"
+bin="$target_dir/release/labs"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_bench WITH (FORCE)' -c 'CREATE DATABASE labs_bench'
-DATABASE_URL="$database" "$labs" migrate >/dev/null
+DATABASE_URL="$database" "$bin" migrate >/dev/null
 password="bench-$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
-DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$labs" user create-admin --email bench-admin@example.com >/dev/null
+DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$bin" user create-admin --email bench-admin@example.com >/dev/null
 psql "$database" -qc "INSERT INTO users (id, email) SELECT gen_random_uuid(), 'user' || i || '@example.com' FROM generate_series(1, 50) i"
 
+# The HTTP roles measured together, production-like.
+roles=api
+# template:begin stripe
+roles=api,hooks
+# template:end stripe
 port=$(free_port)
 base="http://127.0.0.1:$port/api"
 work=$(mktemp -d)
-# The api and hooks roles, production-like: JSON request logs (to a file), no migrations on
+# The HTTP roles, production-like: JSON request logs (to a file), no migrations on
 # start, rate limits out of the way (they would answer 429 to a load generator).
 start_server() {
   DATABASE_URL="$database" LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:$(free_port)" \
-    LABS_ROLES=api,hooks LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json \
+    LABS_ROLES="$roles" LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json \
     LABS_RATE_LIMIT_PER_IP=1000000000/1s LABS_RATE_LIMIT_PER_ACCOUNT=1000000000/1s \
     LABS_RATE_LIMIT_NAMESPACE="bench:rl:$(date +%s%N)" \
-    "$labs" serve >"$work/server.log" 2>&1 &
+    "$bin" serve >"$work/server.log" 2>&1 &
   server=$!
 }
 cleanup() {
@@ -51,11 +56,11 @@ trap cleanup EXIT
 starts=()
 for run in $(seq "$runs"); do
   starts+=("$(DATABASE_URL="$database" LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:$(free_port)" \
-    LABS_ROLES=api,hooks LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json python3 - "$labs" "$port" <<'PY'
+    LABS_ROLES="$roles" LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json python3 - "$bin" "$port" <<'PY'
 import http.client, subprocess, sys, time
-labs, port = sys.argv[1], int(sys.argv[2])
+binary, port = sys.argv[1], int(sys.argv[2])
 started = time.monotonic()
-server = subprocess.Popen([labs, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+server = subprocess.Popen([binary, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 while True:
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -128,7 +133,9 @@ cores=$(nproc)
 bench "POST /api/auth/token ($cores connections)" -t"$cores" -c"$cores" -d"$duration" -s "$work/login.lua" "$base/auth/token"
 bench "POST /api/auth/token ($connections connections)" "${common[@]}" -s "$work/login.lua" "$base/auth/token"
 "$target_dir/release/bench-argon2" --threads "$cores" --seconds 10 | sed 's/^/raw argon2id: /'
+# template:begin stripe
 for run in $(seq "$runs"); do
   "$target_dir/release/bench-webhooks" --url "http://127.0.0.1:$port/hooks/stripe" --connections 32 --seconds 10 | sed "s/^/webhooks run $run: /"
 done
+# template:end stripe
 echo "api process peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2 / 1024 " MiB"}')"

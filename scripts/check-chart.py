@@ -20,21 +20,33 @@ KUBERNETES_VERSION = "1.30"
 
 VARIANTS = {
     "defaults": {},
-    "hooks-on-fixed-replicas": {
+    "fixed-replicas": {
         "roles": {
-            "hooks": {"enabled": True},
             "api": {"autoscaling": {"enabled": False}},
             "worker": {"autoscaling": {"enabled": False}},
         },
         "ingress": {"host": "", "tlsSecret": ""},
     },
     "minimal": {
-        "roles": {"worker": {"enabled": False}, "scheduler": {"enabled": False}, "hooks": {"enabled": False}},
+        "roles": {
+            "worker": {"enabled": False},
+            "scheduler": {"enabled": False},
+            # template:begin stripe
+            "hooks": {"enabled": False},
+            # template:end stripe
+        },
         "migrate": {"enabled": False},
         "ingress": {"enabled": False},
         "serviceAccount": {"create": False},
     },
 }
+
+ROLES = {"api", "worker", "scheduler"}
+INGRESS_PATHS = ["/api"]
+# template:begin stripe
+ROLES.add("hooks")
+INGRESS_PATHS.append("/hooks")
+# template:end stripe
 
 failures = []
 
@@ -100,11 +112,11 @@ def main():
             for kind in ("Deployment", "Service", "Ingress", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
                 check(kind in present, f"defaults: a {kind}")
             deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in documents if d["kind"] == "Deployment"}
-            check(deployments == {"api", "hooks", "worker", "scheduler"}, f"defaults: deployments {deployments}")
-        if variant == "hooks-on-fixed-replicas":
+            check(deployments == ROLES, f"defaults: deployments {deployments}")
+        if variant == "fixed-replicas":
             ingress = next(d for d in documents if d["kind"] == "Ingress")
             paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
-            check(paths == ["/api", "/hooks"], f"ingress paths {paths}")
+            check(paths == INGRESS_PATHS, f"ingress paths {paths}")
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as out:
             yaml.safe_dump_all(documents, out)
         result = subprocess.run(

@@ -31,7 +31,7 @@ expressions += [target["expr"] for panel in dashboard["panels"] for target in pa
 
 source = "\n".join(path.read_text() for path in (ROOT / "crates").rglob("*.rs"))
 emitted = set(re.findall(r'"(labs_[a-z_]+)"', source))
-used = {re.sub(r"_(bucket|count|sum)$", "", name) for expr in expressions for name in re.findall(r"\blabs_[a-z_]+", expr)}
+used = {re.sub(r"_(bucket|count|sum)$", "", name) for expr in expressions for name in re.findall(r"(?<![a-z_])labs_[a-z_]+", expr)}
 for name in sorted(used - emitted):
     failures.append(f"{name} is used by an alert or a panel but no code emits it")
 

@@ -10,7 +10,7 @@ venv=$(dirname "$(dirname "$(scripts/python-tools.sh)")")
 
 cargo build -q -p labs
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-labs="$target_dir/debug/labs"
+bin="$target_dir/debug/labs"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -19,32 +19,36 @@ log=$(mktemp)
 export PGOPTIONS="-c client_min_messages=warning"
 psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)'
 
+settings=(LABS_BIND="127.0.0.1:$port" DATABASE_URL="$database" LABS_LOG_FORMAT=json)
+processes=()
+# template:begin stripe
 # The billing endpoints call Stripe: point them at a local stand-in of its three endpoints.
 stripe_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 scripts/fake-stripe.py "$stripe_port" &
-fake_stripe=$!
+processes+=("$!")
+settings+=(LABS_STRIPE_SECRET_KEY=sk_test_fuzz LABS_STRIPE_API_BASE="http://127.0.0.1:$stripe_port"
+  LABS_STRIPE_PRICE_SUBSCRIPTION=price_fuzz_monthly LABS_STRIPE_PRICE_ONE_TIME=price_fuzz_once)
+# template:end stripe
 
-LABS_BIND="127.0.0.1:$port" DATABASE_URL="$database" LABS_LOG_FORMAT=json \
-  LABS_STRIPE_SECRET_KEY=sk_test_fuzz LABS_STRIPE_API_BASE="http://127.0.0.1:$stripe_port" \
-  LABS_STRIPE_PRICE_SUBSCRIPTION=price_fuzz_monthly LABS_STRIPE_PRICE_ONE_TIME=price_fuzz_once \
-  "$labs" serve --role api >"$log" 2>&1 &
+env "${settings[@]}" "$bin" serve --role api >"$log" 2>&1 &
 server=$!
+processes+=("$server")
 cleanup() {
-  kill "$server" "$fake_stripe" 2>/dev/null || true
+  kill "${processes[@]}" 2>/dev/null || true
   psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)' || true
   rm -f "$log"
 }
 trap cleanup EXIT
 
 for _ in $(seq 100); do
-  "$labs" healthcheck --url "http://127.0.0.1:$port/api/health/ready" >/dev/null && break
+  "$bin" healthcheck --url "http://127.0.0.1:$port/api/health/ready" >/dev/null && break
   sleep 0.2
 done
 
 # Authenticated as an administrator, so that the fuzzer reaches past the 401s of the users
 # and admin APIs (and checks those 401s itself, without the header).
 password="fuzz-admin-$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')"
-DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$labs" user create-admin --email fuzz-admin@example.com >/dev/null
+DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$bin" user create-admin --email fuzz-admin@example.com >/dev/null
 token=$(curl -sf -H 'content-type: application/json' \
   -d "{\"email\": \"fuzz-admin@example.com\", \"password\": \"$password\"}" \
   "http://127.0.0.1:$port/api/auth/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

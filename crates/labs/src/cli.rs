@@ -157,8 +157,10 @@ pub struct QueueArgs {
 pub enum Role {
     /// The public JSON API, its docs and health endpoints.
     Api,
+    // template:begin stripe
     /// The webhook receiver (`/hooks/stripe`), deployed and scaled on its own.
     Hooks,
+    // template:end stripe
     /// Background jobs from the Redis queue.
     Worker,
     /// Periodic jobs (run exactly one).
@@ -205,11 +207,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: labs_api::AuthConfig,
 
+    // template:begin stripe
     #[command(flatten)]
     pub billing: labs_api::billing::BillingConfig,
 
     #[command(flatten)]
     pub hooks: labs_hooks::HooksConfig,
+    // template:end stripe
 }
 
 #[derive(Debug, Args)]

@@ -19,13 +19,17 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
+// template:begin stripe
 use labs_api::billing::Billing;
+// template:end stripe
 use labs_api::{ApiParts, ApiState, Auth};
 use labs_auth::config::{DEV_CODE_HASH_KEY, DEV_TOTP_ENCRYPTION_KEYS, ResolvedSecrets};
 use labs_auth::{AuthKeys, KeyConfig};
+// template:begin stripe
 use labs_hooks::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig, HooksState};
+// template:end stripe
 
-use crate::app::{Roles, http_app};
+use crate::app::{Roles, http_app, role_routes};
 use crate::cli::{
     Cli, Command, EmailCommand, Environment, HealthcheckArgs, JobsCommand, KeyKind, KeysCommand,
     MigrateArgs, OpenapiArgs, QueueArgs, Role, ServeArgs, UserCommand,
@@ -84,17 +88,22 @@ async fn serve(
             &args.http.cors_origins,
             &args.http.root_path,
         );
+        // template:begin stripe
         let billing =
             Billing::new(args.billing.clone()).context("the Stripe client cannot be built")?;
+        // template:end stripe
         Some(ApiState::new(ApiParts {
             app: state.clone(),
             auth: Arc::new(auth),
+            // template:begin stripe
             billing: Arc::new(billing),
+            // template:end stripe
             queue: queue.clone(),
         }))
     } else {
         None
     };
+    // template:begin stripe
     // The receiver needs only its webhook secrets: no JWT or Stripe API key.
     let hooks = if roles.has(Role::Hooks) {
         Some(HooksState {
@@ -105,7 +114,15 @@ async fn serve(
     } else {
         None
     };
-    let app = http_app(state, api, hooks, &args.http);
+    // template:end stripe
+    let routes = role_routes(state, api);
+    // template:begin stripe
+    let routes = match hooks {
+        Some(hooks) => routes.merge(labs_hooks::router(hooks)),
+        None => routes,
+    };
+    // template:end stripe
+    let app = http_app(routes, &args.http);
     let listener = TcpListener::bind(args.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
@@ -309,6 +326,7 @@ async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+// template:begin stripe
 /// The Stripe webhook secrets: the development secret when none is set in development; in
 /// production at least one, none of them the development one.
 fn webhook_secrets(env: Environment, config: &HooksConfig) -> anyhow::Result<Vec<SecretString>> {
@@ -336,6 +354,7 @@ fn webhook_secrets(env: Environment, config: &HooksConfig) -> anyhow::Result<Vec
     }
     Ok(secrets)
 }
+// template:end stripe
 
 /// The credential keys, each secret resolved like every other (development default, or set
 /// explicitly in production), then checked.

@@ -285,9 +285,11 @@ fn every_operation_is_named_after_its_handler_and_summarised_by_its_first_doc_li
         ("/users/{id}", "patch", "update_user"),
         ("/users/{id}", "delete", "delete_user"),
         ("/admin/jobs", "get", "get_job_stats"),
+        // template:begin stripe
         ("/billing/checkout", "post", "create_checkout_session"),
         ("/billing/portal", "post", "create_portal_session"),
         ("/billing/subscription", "get", "get_subscription"),
+        // template:end stripe
     ];
     let operations: usize = document["paths"]
         .as_object()

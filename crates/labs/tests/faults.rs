@@ -21,11 +21,11 @@ fn client() -> reqwest::Client {
 }
 
 /// Polls `path` until it answers `status`, within `within`.
-async fn until_status(labs: &Labs, path: &str, status: u16, within: Duration) {
+async fn until_status(server: &Labs, path: &str, status: u16, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let answered = client()
-            .get(labs.url(path))
+            .get(server.url(path))
             .send()
             .await
             .map(|r| r.status().as_u16());
@@ -46,12 +46,12 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
     let url = postgres.url("labs_fault");
     let (status, _, stderr) = run_labs(&["migrate"], &[("DATABASE_URL", &url)]);
     assert!(status.success(), "{stderr}");
-    let mut labs = Labs::serve(&[
+    let mut server = Labs::serve(&[
         ("DATABASE_URL", &url),
         ("LABS_ROLES", "api"),
         ("LABS_DB_ACQUIRE_TIMEOUT", "1s"),
     ]);
-    until_status(&labs, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
 
     // Load all along: echo never needs the database and must never fail.
     let stop = Arc::new(AtomicBool::new(false));
@@ -63,7 +63,7 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
             stop.clone(),
             echo_failures.clone(),
             echo_ok.clone(),
-            labs.url("/api/ext/echo"),
+            server.url("/api/ext/echo"),
         );
         load.push(tokio::spawn(async move {
             let http = client();
@@ -77,11 +77,11 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
     }
 
     postgres.stop();
-    until_status(&labs, "/api/health/ready", 503, Duration::from_secs(10)).await;
+    until_status(&server, "/api/health/ready", 503, Duration::from_secs(10)).await;
     // A request that needs the database gets a clear 503 problem, in bounded time.
     let started = Instant::now();
     let login = client()
-        .post(labs.url("/api/auth/token"))
+        .post(server.url("/api/auth/token"))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
         .send()
         .await
@@ -95,9 +95,9 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
     );
 
     postgres.restart();
-    until_status(&labs, "/api/health/ready", 200, Duration::from_secs(20)).await;
+    until_status(&server, "/api/health/ready", 200, Duration::from_secs(20)).await;
     let login = client()
-        .post(labs.url("/api/auth/token"))
+        .post(server.url("/api/auth/token"))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
         .send()
         .await
@@ -114,7 +114,7 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
     }
     assert_eq!(echo_failures.load(Ordering::Relaxed), 0);
     assert!(echo_ok.load(Ordering::Relaxed) > 10);
-    assert!(labs.is_running(), "the same process healed");
+    assert!(server.is_running(), "the same process healed");
 }
 
 #[tokio::test]
@@ -122,14 +122,14 @@ async fn an_exhausted_pool_answers_503_in_bounded_time() {
     let database = TempDatabase::new("pool");
     let (status, _, stderr) = run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
     assert!(status.success(), "{stderr}");
-    let labs = Labs::serve(&[
+    let server = Labs::serve(&[
         ("DATABASE_URL", &database.url),
         ("LABS_ROLES", "api"),
         ("LABS_DB_MAX_CONNECTIONS", "1"),
         ("LABS_DB_ACQUIRE_TIMEOUT", "500ms"),
         ("LABS_DB_STATEMENT_TIMEOUT", "2s"),
     ]);
-    until_status(&labs, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
 
     // Another session locks the users table: the login's query waits on the lock while
     // holding the pool's only connection.
@@ -143,7 +143,7 @@ async fn an_exhausted_pool_answers_503_in_bounded_time() {
     let login = || async {
         let started = Instant::now();
         let answer = client()
-            .post(labs.url("/api/auth/token"))
+            .post(server.url("/api/auth/token"))
             .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
             .send()
             .await
@@ -176,13 +176,17 @@ async fn an_exhausted_pool_answers_503_in_bounded_time() {
 #[tokio::test]
 async fn sigterm_under_load_fails_no_request_that_reached_labs() {
     let database = TempDatabase::new("sigterm");
-    let mut labs = Labs::serve(&[("DATABASE_URL", &database.url), ("LABS_ROLES", "api")]);
-    until_status(&labs, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    let mut server = Labs::serve(&[("DATABASE_URL", &database.url), ("LABS_ROLES", "api")]);
+    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let answered_ok = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
     for _ in 0..8 {
-        let (stop, ok, url) = (stop.clone(), answered_ok.clone(), labs.url("/api/ext/echo"));
+        let (stop, ok, url) = (
+            stop.clone(),
+            answered_ok.clone(),
+            server.url("/api/ext/echo"),
+        );
         load.push(tokio::spawn(async move {
             let http = client();
             let mut other = Vec::new();
@@ -202,15 +206,15 @@ async fn sigterm_under_load_fails_no_request_that_reached_labs() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    labs.signal("TERM");
-    assert!(labs.wait(Duration::from_secs(15)).success());
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(15)).success());
     stop.store(true, Ordering::Relaxed);
     let mut other = Vec::new();
     for task in load {
         other.extend(task.await.unwrap());
     }
     assert!(other.is_empty(), "answers other than 200: {other:?}");
-    let answered: Vec<_> = labs
+    let answered: Vec<_> = server
         .logs()
         .into_iter()
         .filter(|line| {
@@ -229,13 +233,13 @@ async fn sigterm_under_load_fails_no_request_that_reached_labs() {
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let database = TempDatabase::new("slowloris");
-    let labs = Labs::serve(&[
+    let server = Labs::serve(&[
         ("DATABASE_URL", &database.url),
         ("LABS_ROLES", "api"),
         ("LABS_HEADER_READ_TIMEOUT", "1s"),
     ]);
-    until_status(&labs, "/api/health/ready", 200, Duration::from_secs(10)).await;
-    let address = labs.address;
+    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    let address = server.address;
     let slow = std::thread::spawn(move || {
         let mut stream = std::net::TcpStream::connect(address).unwrap();
         stream
@@ -264,7 +268,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     for _ in 0..5 {
         assert_eq!(
             client()
-                .get(labs.url("/api/ext/echo"))
+                .get(server.url("/api/ext/echo"))
                 .send()
                 .await
                 .unwrap()

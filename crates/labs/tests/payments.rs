@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{api_state, call, http_config, job_queue, state_with_redis};
-use labs::app::http_app;
+use labs::app::{http_app, role_routes};
 use labs_db::PgPool;
 use labs_hooks::HooksState;
 use labs_jobs::Handler;
@@ -38,7 +38,8 @@ fn hooks_app(db: PgPool, redis_url: &str) -> Router {
         ]),
         tolerance: Duration::from_secs(300),
     };
-    http_app(state, None, Some(hooks), &http_config())
+    let routes = role_routes(state, None).merge(labs_hooks::router(hooks));
+    http_app(routes, &http_config())
 }
 
 /// `Stripe-Signature` for `payload`, computed by Stripe's official Node SDK.
@@ -517,7 +518,7 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
             "price_once",
         ],
     );
-    let app = http_app(state, Some(api), None, &http_config());
+    let app = http_app(role_routes(state, Some(api)), &http_config());
     let token = logged_in(&app, &db, "ada@example.com").await;
 
     let none = call_as(&app, "GET", "/api/billing/subscription", &token, None).await;
@@ -611,12 +612,8 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn billing_without_stripe_settings_is_a_clear_503(db: PgPool) {
     let state = state_with_redis(db.clone(), &shared_redis_url());
-    let app = http_app(
-        state.clone(),
-        Some(api_state(state, &[])),
-        None,
-        &http_config(),
-    );
+    let api = api_state(state.clone(), &[]);
+    let app = http_app(role_routes(state, Some(api)), &http_config());
     let token = logged_in(&app, &db, "ada@example.com").await;
     let answer = call_as(
         &app,

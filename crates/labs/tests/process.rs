@@ -19,10 +19,10 @@ fn client() -> reqwest::Client {
 #[tokio::test]
 async fn the_server_answers_over_tcp_and_logs_each_request_once() {
     let database = TempDatabase::new("smoke");
-    let mut labs = Labs::serve(&[("DATABASE_URL", &database.url)]);
+    let mut server = Labs::serve(&[("DATABASE_URL", &database.url)]);
 
     let response = client()
-        .get(labs.url("/api/ext/echo?token=secret-in-query"))
+        .get(server.url("/api/ext/echo?token=secret-in-query"))
         .header("x-request-id", "smoke-request-1")
         .send()
         .await
@@ -35,7 +35,7 @@ async fn the_server_answers_over_tcp_and_logs_each_request_once() {
     );
 
     let ready = client()
-        .get(labs.url("/api/health/ready"))
+        .get(server.url("/api/health/ready"))
         .send()
         .await
         .unwrap();
@@ -45,7 +45,7 @@ async fn the_server_answers_over_tcp_and_logs_each_request_once() {
         "the development database was created and migrated on start"
     );
 
-    let line = labs.wait_for_log(Duration::from_secs(5), |line| {
+    let line = server.wait_for_log(Duration::from_secs(5), |line| {
         line["span"]["request_id"] == "smoke-request-1" && line["message"] == "request answered"
     });
     assert_eq!(line["level"], "INFO");
@@ -54,20 +54,20 @@ async fn the_server_answers_over_tcp_and_logs_each_request_once() {
     assert_eq!(line["span"]["method"], "GET");
     assert_eq!(line["span"]["route"], "/ext/echo");
     assert_eq!(line["span"]["path"], "/api/ext/echo");
-    let lines_of_request = labs
+    let lines_of_request = server
         .logs()
         .into_iter()
         .filter(|line| line["span"]["request_id"] == "smoke-request-1")
         .count();
     assert_eq!(lines_of_request, 1, "one line per request");
-    let all_logs = serde_json::to_string(&labs.logs()).unwrap();
+    let all_logs = serde_json::to_string(&server.logs()).unwrap();
     assert!(
         !all_logs.contains("secret-in-query"),
         "query strings are not logged"
     );
 
-    labs.signal("TERM");
-    assert!(labs.wait(Duration::from_secs(10)).success());
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
 }
 
 #[tokio::test]
@@ -76,16 +76,16 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     // whole deadline: a request that is slow for a real reason.
     let hole = BlackHole::start();
     let hanging = format!("postgres://postgres@127.0.0.1:{}/x", hole.port);
-    let mut labs = Labs::serve(&[
+    let mut server = Labs::serve(&[
         ("DATABASE_URL", &hanging),
         ("LABS_MIGRATE_ON_START", "false"),
         ("LABS_READY_TIMEOUT", "2s"),
     ]);
 
     let started = Instant::now();
-    let in_flight = tokio::spawn(client().get(labs.url("/api/health/ready")).send());
+    let in_flight = tokio::spawn(client().get(server.url("/api/health/ready")).send());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    labs.signal("TERM");
+    server.signal("TERM");
 
     let response = in_flight
         .await
@@ -99,9 +99,9 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
         "it really was in flight"
     );
 
-    let status = labs.wait(Duration::from_secs(10));
+    let status = server.wait(Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
-    labs.wait_for_log(Duration::from_secs(1), |line| {
+    server.wait_for_log(Duration::from_secs(1), |line| {
         line["message"] == "shutdown requested"
     });
 }
@@ -237,6 +237,7 @@ async fn create_admin_makes_or_promotes_an_administrator() {
     }
 }
 
+// template:begin stripe
 #[tokio::test]
 async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets() {
     let database = TempDatabase::new("hooks");
@@ -261,10 +262,10 @@ async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets()
         "LABS_STRIPE_WEBHOOK_SECRETS",
         "whsec_production_one,whsec_production_two",
     ));
-    let mut labs = Labs::serve(&env);
+    let mut server = Labs::serve(&env);
     let http = client();
     assert_eq!(
-        http.get(labs.url("/api/health/ready"))
+        http.get(server.url("/api/health/ready"))
             .send()
             .await
             .unwrap()
@@ -272,11 +273,11 @@ async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets()
         200
     );
     for not_here in ["/api/openapi.json", "/api/auth/me", "/api/ext/echo"] {
-        let answer = http.get(labs.url(not_here)).send().await.unwrap();
+        let answer = http.get(server.url(not_here)).send().await.unwrap();
         assert_eq!(answer.status(), 404, "{not_here} is the api role's");
     }
     let unsigned = http
-        .post(labs.url("/hooks/stripe"))
+        .post(server.url("/hooks/stripe"))
         .body("{}")
         .send()
         .await
@@ -286,9 +287,10 @@ async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets()
         unsigned.headers()["content-type"],
         "application/problem+json"
     );
-    labs.signal("TERM");
-    assert!(labs.wait(Duration::from_secs(10)).success());
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
 }
+// template:end stripe
 
 #[test]
 fn an_invalid_setting_is_refused_with_its_variable_named() {
@@ -319,17 +321,17 @@ async fn migrate_creates_and_migrates_a_development_database() {
 #[tokio::test]
 async fn healthcheck_exits_zero_when_ready_and_one_when_not() {
     let database = TempDatabase::new("healthcheck");
-    let labs = Labs::serve(&[("DATABASE_URL", &database.url)]);
+    let server = Labs::serve(&[("DATABASE_URL", &database.url)]);
 
     let (status, stdout, _) = run_labs(
-        &["healthcheck", "--url", &labs.url("/api/health/ready")],
+        &["healthcheck", "--url", &server.url("/api/health/ready")],
         &[],
     );
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("answered 200"), "{stdout}");
 
     // The default URL is built from LABS_BIND.
-    let bind = labs.address.to_string();
+    let bind = server.address.to_string();
     let (status, _, _) = run_labs(&["healthcheck"], &[("LABS_BIND", &bind)]);
     assert!(status.success());
 
@@ -399,7 +401,7 @@ async fn a_test_email_queued_from_the_cli_is_delivered_by_a_worker_process() {
     let smtp = SmtpServer::start();
     let database = TempDatabase::new("email");
     let namespace = unique_name("email");
-    let labs = Labs::serve(&[
+    let server = Labs::serve(&[
         ("LABS_ROLES", "worker,scheduler"),
         ("DATABASE_URL", &database.url),
         ("LABS_JOBS_NAMESPACE", &namespace),
@@ -409,13 +411,13 @@ async fn a_test_email_queued_from_the_cli_is_delivered_by_a_worker_process() {
 
     // A worker-only process still answers its probes, and serves no API.
     let ready = client()
-        .get(labs.url("/health/ready"))
+        .get(server.url("/health/ready"))
         .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
     let api = client()
-        .get(labs.url("/api/ext/echo"))
+        .get(server.url("/api/ext/echo"))
         .send()
         .await
         .unwrap();
@@ -517,7 +519,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
     let database = TempDatabase::new("metrics");
     let namespace = unique_name("metrics");
     let limits = unique_name("rl");
-    let labs = Labs::serve(&[
+    let server = Labs::serve(&[
         ("DATABASE_URL", &database.url),
         ("LABS_JOBS_NAMESPACE", &namespace),
         ("LABS_RATE_LIMIT_NAMESPACE", &limits),
@@ -525,7 +527,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
     let http = client();
     for _ in 0..3 {
         assert_eq!(
-            http.get(labs.url("/api/ext/echo"))
+            http.get(server.url("/api/ext/echo"))
                 .send()
                 .await
                 .unwrap()
@@ -534,7 +536,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
         );
     }
     assert_eq!(
-        http.get(labs.url("/api/no/such/12345"))
+        http.get(server.url("/api/no/such/12345"))
             .send()
             .await
             .unwrap()
@@ -544,7 +546,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
     // Two failed logins and a refused cross-origin change, for the auth series.
     for _ in 0..2 {
         let answer = http
-            .post(labs.url("/api/auth/token"))
+            .post(server.url("/api/auth/token"))
             .json(&serde_json::json!({"email": "nobody@example.com", "password": "wrong password"}))
             .send()
             .await
@@ -552,7 +554,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
         assert_eq!(answer.status(), 401);
     }
     let forged = http
-        .post(labs.url("/api/auth/logout"))
+        .post(server.url("/api/auth/logout"))
         .header("sec-fetch-site", "cross-site")
         .header("origin", "https://evil.example")
         .json(&serde_json::json!({}))
@@ -571,7 +573,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
         let text = http
-            .get(labs.metrics_url())
+            .get(server.metrics_url())
             .send()
             .await
             .unwrap()
@@ -676,7 +678,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
 
     // Not through the public listener (and so not through the proxy).
     assert_eq!(
-        http.get(labs.url("/metrics"))
+        http.get(server.url("/metrics"))
             .send()
             .await
             .unwrap()
@@ -684,7 +686,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
         404
     );
     assert_eq!(
-        http.get(labs.url("/api/metrics"))
+        http.get(server.url("/api/metrics"))
             .send()
             .await
             .unwrap()

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-async fn signup(labs: &Labs, email: &str) {
+async fn signup(server: &Labs, email: &str) {
     let response = reqwest::Client::new()
-        .post(labs.url("/api/auth/signup"))
+        .post(server.url("/api/auth/signup"))
         .header("traceparent", TRACEPARENT)
         .json(&json!({"email": email, "password": "correct horse battery staple"}))
         .send()
@@ -32,21 +32,21 @@ async fn a_request_and_the_job_it_enqueued_log_the_same_trace_id() {
     let database = TempDatabase::new("traces");
     let namespace = unique_name("traces");
     let limits = unique_name("rl");
-    let mut labs = Labs::serve(&[
+    let mut server = Labs::serve(&[
         ("DATABASE_URL", &database.url),
         ("LABS_JOBS_NAMESPACE", &namespace),
         ("LABS_RATE_LIMIT_NAMESPACE", &limits),
     ]);
-    signup(&labs, "traced@example.com").await;
+    signup(&server, "traced@example.com").await;
 
-    let request = labs.wait_for_log(Duration::from_secs(10), |line| {
+    let request = server.wait_for_log(Duration::from_secs(10), |line| {
         line["message"] == "request answered" && line["span"]["route"] == "/auth/signup"
     });
     assert_eq!(request["span"]["trace_id"], TRACE_ID, "{request}");
 
     // The verification email: written to the outbox by the request, relayed by the scheduler,
     // sent (here: logged, as no SMTP server is configured) by the worker, in the same trace.
-    let email = labs.wait_for_log(Duration::from_secs(30), |line| {
+    let email = server.wait_for_log(Duration::from_secs(30), |line| {
         line["email.template"] == "verify_email"
     });
     assert_eq!(email["span"]["name"], "job", "{email}");
@@ -54,20 +54,20 @@ async fn a_request_and_the_job_it_enqueued_log_the_same_trace_id() {
     assert_eq!(email["span"]["trace_id"], TRACE_ID, "{email}");
 
     // A request without `traceparent` gets a trace of its own.
-    let response = reqwest::get(labs.url("/api/ext/echo")).await.unwrap();
+    let response = reqwest::get(server.url("/api/ext/echo")).await.unwrap();
     let id = response.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    let line = labs.wait_for_log(Duration::from_secs(5), |line| {
+    let line = server.wait_for_log(Duration::from_secs(5), |line| {
         line["span"]["request_id"] == id.as_str()
     });
     let own = line["span"]["trace_id"].as_str().unwrap();
     assert_eq!(own.len(), 32);
     assert_ne!(own, TRACE_ID);
 
-    labs.signal("TERM");
-    assert!(labs.wait(Duration::from_secs(10)).success());
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
 }
 
 /// A minimal OTLP/HTTP receiver: answers 200 to every POST and keeps the bodies.
@@ -109,15 +109,15 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     let database = TempDatabase::new("otlp");
     let namespace = unique_name("otlp");
     let limits = unique_name("rl");
-    let mut labs = Labs::serve(&[
+    let mut server = Labs::serve(&[
         ("DATABASE_URL", &database.url),
         ("LABS_JOBS_NAMESPACE", &namespace),
         ("LABS_RATE_LIMIT_NAMESPACE", &limits),
         ("LABS_OTLP_ENDPOINT", &endpoint),
         ("LABS_OTLP_SERVICE_NAME", "labs-test"),
     ]);
-    signup(&labs, "exported@example.com").await;
-    let line: Value = labs.wait_for_log(Duration::from_secs(30), |line| {
+    signup(&server, "exported@example.com").await;
+    let line: Value = server.wait_for_log(Duration::from_secs(30), |line| {
         line["email.template"] == "verify_email"
     });
     assert_eq!(
@@ -126,8 +126,8 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     );
 
     // The batch exporter flushes at shutdown.
-    labs.signal("TERM");
-    assert!(labs.wait(Duration::from_secs(15)).success());
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(15)).success());
     let trace_id: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&TRACE_ID[2 * i..2 * i + 2], 16).unwrap())
         .collect();

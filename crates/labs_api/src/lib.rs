@@ -9,7 +9,9 @@
 
 mod admin;
 pub mod auth;
+// template:begin stripe
 pub mod billing;
+// template:end stripe
 mod docs;
 pub mod ext;
 mod mail;
@@ -37,8 +39,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .merge(auth::well_known())
         // /users: the admin users API.
         .nest("/users", users::router())
+        // template:begin stripe
         // /billing: Stripe checkout, portal, subscription state.
         .nest("/billing", billing::router())
+        // template:end stripe
         // /admin: operations views.
         .nest("/admin", admin::router())
         // /health: liveness and readiness probes.

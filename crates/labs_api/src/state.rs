@@ -137,7 +137,9 @@ pub struct ApiState(Arc<ApiParts>);
 pub struct ApiParts {
     pub app: AppState,
     pub auth: Arc<Auth>,
+    // template:begin stripe
     pub billing: Arc<crate::billing::Billing>,
+    // template:end stripe
     pub queue: JobQueue,
 }
 

@@ -7,7 +7,9 @@
 //! What deliberately does not: anything about HTTP, and the job queue's own use of Redis
 //! (that belongs to the jobs crate, which gets its connection from here).
 
+// template:begin stripe
 pub mod billing;
+// template:end stripe
 pub mod credentials;
 pub mod outbox;
 pub mod pg;

@@ -70,6 +70,7 @@ impl Job for PurgeExpiredCredentials {
     const MAX_ATTEMPTS: u32 = 3;
 }
 
+// template:begin stripe
 /// Applies one stored Stripe webhook event (`stripe_events`) to the billing tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessStripeEvent {
@@ -85,3 +86,4 @@ impl Job for ProcessStripeEvent {
     const MAX_ATTEMPTS: u32 = 12;
     const BASE_BACKOFF: Duration = Duration::from_secs(5);
 }
+// template:end stripe

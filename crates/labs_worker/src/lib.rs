@@ -7,7 +7,9 @@
 //!
 //! Not here: the payload types and the queue (labs_jobs), SQL (labs_db).
 
+// template:begin stripe
 pub mod billing;
+// template:end stripe
 pub mod credentials;
 pub mod email;
 pub mod outbox;
@@ -16,7 +18,10 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use labs_db::PgPool;
-use labs_jobs::jobs::{ProcessStripeEvent, PurgeExpiredCredentials, RelayOutbox, SendEmail};
+// template:begin stripe
+use labs_jobs::jobs::ProcessStripeEvent;
+// template:end stripe
+use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
 use crate::email::Mailer;
@@ -58,8 +63,10 @@ pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
         .job::<RelayOutbox>()
         // Expired tokens, codes and sessions, deleted hourly.
         .job::<PurgeExpiredCredentials>()
+        // template:begin stripe
         // Stripe webhook events, applied to the billing tables.
         .job::<ProcessStripeEvent>()
+    // template:end stripe
 }
 
 /// Runs the worker role until `shutdown`: every job type of [`jobs`], restarted after an

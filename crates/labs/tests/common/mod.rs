@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use labs::app::http_app;
+use labs::app::{http_app, role_routes};
 use labs_api::ApiState;
 use labs_db::{PgPool, RedisConfig};
 use labs_http::{AppState, HttpConfig};
@@ -67,7 +67,7 @@ pub fn app(db: PgPool) -> Router {
 
 pub fn app_with(state: AppState, config: &HttpConfig) -> Router {
     let api = api_state(state.clone(), &[]);
-    http_app(state, Some(api), None, config)
+    http_app(role_routes(state, Some(api)), config)
 }
 
 /// The origin tests' browsers are trusted from (CORS and CSRF).
@@ -81,8 +81,10 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     struct Settings {
         #[command(flatten)]
         auth: labs_api::AuthConfig,
+        // template:begin stripe
         #[command(flatten)]
         billing: labs_api::billing::BillingConfig,
+        // template:end stripe
     }
     let namespace = labs_testkit::unique_name("rl");
     let mut argv = vec!["labs", "--rate-limit-namespace", &namespace];
@@ -98,7 +100,9 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     ApiState::new(labs_api::ApiParts {
         app,
         auth: std::sync::Arc::new(auth),
+        // template:begin stripe
         billing: std::sync::Arc::new(labs_api::billing::Billing::new(settings.billing).unwrap()),
+        // template:end stripe
         queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
     })
 }
@@ -121,7 +125,7 @@ pub fn job_queue(redis_url: &str, namespace: &str) -> labs_jobs::JobQueue {
 pub fn auth_app(db: PgPool, settings: &[&str]) -> Router {
     let state = state_with_redis(db, &shared_redis_url());
     let api = api_state(state.clone(), settings);
-    http_app(state, Some(api), None, &http_config())
+    http_app(role_routes(state, Some(api)), &http_config())
 }
 
 /// The real `labs` binary, running as a child process with JSON logs captured.
@@ -172,16 +176,16 @@ impl Labs {
             }
         });
         let unset: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        let mut labs = Self {
+        let mut server = Self {
             child,
             logs,
             stderr,
             address: unset,
             metrics_address: unset,
         };
-        labs.address = labs.listening_on("http");
-        labs.metrics_address = labs.listening_on("metrics");
-        labs
+        server.address = server.listening_on("http");
+        server.metrics_address = server.listening_on("metrics");
+        server
     }
 
     /// The address the listener `name` logged it listens on.
