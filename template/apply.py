@@ -91,8 +91,7 @@ def main() -> None:
     if re.search(r'["\\\n]', author):
         sys.exit(f"apply.py: the author may not hold quotes or backslashes: {author!r}")
     rules = renaming_rules(name, snake, env, author)
-    for path in text_files(root):
-        text = path.read_text(encoding="utf-8")
+    for path, text in text_files(root):
         new = apply_rules(rename_root_path(keep_features(text, features, path), root_path), rules)
         if new != text:
             path.write_text(new, encoding="utf-8")
@@ -133,13 +132,14 @@ def remove(path: Path) -> None:
 
 
 def text_files(root: Path):
+    """(path, contents) of every UTF-8 file, outside build output and the template's own folder."""
     for path in sorted(root.rglob("*")):
         if path.is_file() and not SKIP_DIRS.intersection(path.relative_to(root).parts[:-1]):
             try:
-                path.read_text(encoding="utf-8")
+                text = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 continue
-            yield path
+            yield path, text
 
 
 def keep_features(text: str, features: dict, path: Path) -> str:

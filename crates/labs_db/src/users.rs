@@ -18,6 +18,24 @@ pub struct User {
     pub updated_at: OffsetDateTime,
 }
 
+/// The [`User`] of a row that selected the user columns. A macro, not a function: each
+/// `query!` row is a type of its own. It moves only those fields out of `$row`.
+macro_rules! user_of_row {
+    ($row:ident) => {
+        User {
+            id: $row.id,
+            email: $row.email,
+            full_name: $row.full_name,
+            is_admin: $row.is_admin,
+            is_active: $row.is_active,
+            email_verified_at: $row.email_verified_at,
+            totp_enabled: $row.totp_enabled,
+            created_at: $row.created_at,
+            updated_at: $row.updated_at,
+        }
+    };
+}
+
 /// An account with the credentials needed to log it in.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {
@@ -132,17 +150,7 @@ pub async fn credentials(
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| UserCredentials {
-        user: User {
-            id: r.id,
-            email: r.email,
-            full_name: r.full_name,
-            is_admin: r.is_admin,
-            is_active: r.is_active,
-            email_verified_at: r.email_verified_at,
-            totp_enabled: r.totp_enabled,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        },
+        user: user_of_row!(r),
         password_hash: r.password_hash,
         totp_secret: r.totp_secret,
         totp_last_step: r.totp_last_step,
@@ -171,20 +179,7 @@ pub async fn page(
         // Past the end: the window saw no row, ask for the count alone.
         None => count(db).await?,
     };
-    let users = rows
-        .into_iter()
-        .map(|r| User {
-            id: r.id,
-            email: r.email,
-            full_name: r.full_name,
-            is_admin: r.is_admin,
-            is_active: r.is_active,
-            email_verified_at: r.email_verified_at,
-            totp_enabled: r.totp_enabled,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-        .collect();
+    let users = rows.into_iter().map(|r| user_of_row!(r)).collect();
     Ok((users, total))
 }
 

@@ -158,40 +158,33 @@ impl PostgresServer {
             );
         }
         let data = server.dir.join("data");
-        server.run(
-            "initdb",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        );
+        let mut initdb = server.command("initdb");
+        initdb.arg("-D").arg(&data);
+        initdb.args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        check(initdb, "initdb");
         server.restart();
         server
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` of this PostgreSQL, run as the `postgres` user when we are root (the server
+    /// refuses to run as root).
+    fn command(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let mut command = if is_root() {
+        if is_root() {
             let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&program);
+            command.args(["-u", "postgres", "--"]).arg(program);
             command
         } else {
-            Command::new(&program)
-        };
-        let output = command.args(args).output().expect("a PostgreSQL tool runs");
-        assert!(
-            output.status.success(),
-            "{tool} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+            Command::new(program)
+        }
+    }
+
+    /// `pg_ctl stop -m immediate`: like a crash, clients see their connections cut.
+    fn immediate_stop(&self) -> Command {
+        let mut command = self.command("pg_ctl");
+        command.arg("-D").arg(self.dir.join("data"));
+        command.args(["-m", "immediate", "-w", "stop"]);
+        command
     }
 
     /// The URL of database `name` on this server.
@@ -201,67 +194,39 @@ impl PostgresServer {
 
     /// Stops the server at once (`immediate`: like a crash; clients see their connections cut).
     pub fn stop(&mut self) {
-        let data = self.dir.join("data");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        check(self.immediate_stop(), "pg_ctl stop");
     }
 
     /// Starts it (again) on the same port and data, and waits until it accepts connections.
     pub fn restart(&mut self) {
-        let data = self.dir.join("data");
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
             self.port,
             self.dir.to_string_lossy()
         );
-        let log = self.dir.join("server.log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-o",
-                &options,
-                "-l",
-                &log.to_string_lossy(),
-                "-w",
-                "start",
-            ],
-        );
+        let mut start = self.command("pg_ctl");
+        start.arg("-D").arg(self.dir.join("data"));
+        start.arg("-o").arg(options);
+        start.arg("-l").arg(self.dir.join("server.log"));
+        start.args(["-w", "start"]);
+        check(start, "pg_ctl start");
     }
+}
+
+/// Runs a PostgreSQL tool to completion; panics with its output when it fails.
+fn check(mut command: Command, what: &str) {
+    let output = command.output().expect("a PostgreSQL tool runs");
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let program = self.bin.join("pg_ctl");
-        let args = [
-            "-D",
-            &data.to_string_lossy(),
-            "-m",
-            "immediate",
-            "-w",
-            "stop",
-        ]
-        .map(str::to_owned);
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(&args)
-                .output()
-        } else {
-            Command::new(&program).args(&args).output()
-        };
+        let _ = self.immediate_stop().output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
