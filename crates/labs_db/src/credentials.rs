@@ -27,15 +27,23 @@ impl Purpose {
 
 // --- sessions --------------------------------------------------------------------------------
 
-pub async fn create_session(
+/// Opens a session with its first refresh token: one statement, so one round trip and one
+/// commit (a login's only write; a `BEGIN`, two inserts and a `COMMIT` were four round trips).
+pub async fn start_session(
     db: impl PgExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
+    refresh_token_hash: &[u8],
+    refresh_expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO sessions (id, user_id) VALUES ($1, $2)",
+        "WITH session AS (INSERT INTO sessions (id, user_id) VALUES ($1, $2) RETURNING id)
+         INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+         SELECT $3, id, $4 FROM session",
         id,
-        user_id
+        user_id,
+        refresh_token_hash,
+        refresh_expires_at
     )
     .execute(db)
     .await?;

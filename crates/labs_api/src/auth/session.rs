@@ -47,16 +47,14 @@ pub(crate) struct Tokens {
 pub(crate) async fn start(state: &ApiState, user_id: Uuid) -> Result<Tokens, ApiError> {
     let session_id = Uuid::now_v7();
     let refresh = OpaqueToken::generate();
-    let mut tx = state.app.db.begin().await?;
-    labs_db::credentials::create_session(&mut *tx, session_id, user_id).await?;
-    labs_db::credentials::insert_refresh_token(
-        &mut *tx,
-        &refresh.hash(),
+    labs_db::credentials::start_session(
+        &state.app.db,
         session_id,
+        user_id,
+        &refresh.hash(),
         refresh_expiry(state),
     )
     .await?;
-    tx.commit().await?;
     issue(state, user_id, session_id, refresh, true)
 }
 
