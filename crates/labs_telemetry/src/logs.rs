@@ -97,6 +97,10 @@ fn exporter(config: &LogConfig) -> Result<Option<SdkTracerProvider>, String> {
     ))
 }
 
+/// Lines the log writer may have queued before a logging thread waits for it (about 2 MiB of
+/// request lines).
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Installs the global subscriber (with span export when configured) and a panic hook that
 /// logs panics as events.
 ///
@@ -114,8 +118,13 @@ pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
     let otel = provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("labs")));
+    // A dedicated writer thread, so that no request waits on a `write(2)`. Not lossy, and the
+    // queue is bounded at LOG_QUEUE_LINES: tracing-appender's default (128,000 lines, a few
+    // hundred bytes each) let a writer that fell behind under load hold tens of MiB; a full
+    // queue now makes the logging thread wait instead (back-pressure, no line lost).
     let (stdout, writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .finish(std::io::stdout());
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if json {
