@@ -40,7 +40,7 @@ async fn get_as(app: &Router, path: &str, token: &str) -> Answer {
 
 /// An account made directly in the database (verified unless told otherwise).
 async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> Uuid {
-    let hash = labs_auth::PasswordHasher::owasp()
+    let hash = labs_auth::PasswordHasher::default_cost()
         .unwrap()
         .hash(PASSWORD)
         .unwrap();
@@ -1290,7 +1290,7 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
         .await
         .unwrap();
     assert!(
-        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        stored.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"),
         "{stored}"
     );
     login(&app, "ada@example.com").await;

@@ -476,7 +476,7 @@ async fn call_as(
 }
 
 async fn logged_in(app: &Router, db: &PgPool, email: &str) -> String {
-    let hash = labs_auth::PasswordHasher::owasp()
+    let hash = labs_auth::PasswordHasher::default_cost()
         .unwrap()
         .hash("correct horse battery")
         .unwrap();

@@ -197,7 +197,7 @@ async fn create_admin_makes_or_promotes_an_administrator() {
         .unwrap()
         .unwrap();
     assert!(found.user.is_admin && found.user.email_verified_at.is_some());
-    let hasher = labs_auth::PasswordHasher::owasp().unwrap();
+    let hasher = labs_auth::PasswordHasher::default_cost().unwrap();
     assert_eq!(
         hasher.verify(password, found.password_hash.as_deref()),
         labs_auth::Verification::Valid {

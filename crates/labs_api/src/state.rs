@@ -166,10 +166,10 @@ impl FromRef<ApiState> for AppState {
 type HashJob = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of threads, one per CPU, that run password hashes (argon2id: tens of
-/// milliseconds of CPU and 19 MiB of memory each).
+/// milliseconds of CPU and 12 MiB of memory each by default).
 ///
 /// Why not `spawn_blocking`: its pool grows to hundreds of threads under a burst of logins, and
-/// each thread's allocator arena keeps the 19 MiB it last used, so a burst left the process at
+/// each thread's allocator arena keeps the memory of the hash it last ran, so a burst left the process at
 /// 400 MiB (measured, docs/PERFORMANCE.md). Here the memory is bounded by the thread count, and
 /// more concurrent hashes than CPUs would not finish any sooner anyway: the rest wait in the
 /// queue (a job whose request has gone away is skipped).

@@ -74,17 +74,17 @@ pub struct KeyConfig {
     #[arg(long, env = "LABS_CODE_HASH_KEY", hide_env_values = true)]
     pub code_hash_key: Option<SecretString>,
 
-    /// argon2id memory cost in KiB (OWASP: 19456 with 2 iterations). Changing a cost rehashes
-    /// each password at its owner's next login.
-    #[arg(long, env = "LABS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    /// argon2id memory cost in KiB (one of OWASP's settings: 12288 with 3 iterations, or 19456
+    /// with 2). Changing a cost rehashes each password at its owner's next login.
+    #[arg(long, env = "LABS_ARGON2_MEMORY_KIB", default_value_t = crate::password::DEFAULT_MEMORY_KIB)]
     pub argon2_memory_kib: u32,
 
     /// argon2id iterations.
-    #[arg(long, env = "LABS_ARGON2_ITERATIONS", default_value_t = 2)]
+    #[arg(long, env = "LABS_ARGON2_ITERATIONS", default_value_t = crate::password::DEFAULT_ITERATIONS)]
     pub argon2_iterations: u32,
 
     /// argon2id lanes.
-    #[arg(long, env = "LABS_ARGON2_PARALLELISM", default_value_t = 1)]
+    #[arg(long, env = "LABS_ARGON2_PARALLELISM", default_value_t = crate::password::DEFAULT_PARALLELISM)]
     pub argon2_parallelism: u32,
 }
 

@@ -15,9 +15,9 @@ struct Cli {
     threads: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    #[arg(long, default_value_t = 19_456)]
+    #[arg(long, default_value_t = labs_auth::password::DEFAULT_MEMORY_KIB)]
     memory_kib: u32,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = labs_auth::password::DEFAULT_ITERATIONS)]
     iterations: u32,
 }
 
