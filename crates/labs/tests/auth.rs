@@ -1295,3 +1295,36 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
     );
     login(&app, "ada@example.com").await;
 }
+
+/// The session check answers only for the session's own account: a token whose subject is
+/// another account (which only a forged signature could produce) finds no one.
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_session_counts_only_for_its_own_account(db: PgPool) {
+    let mut ids = Vec::new();
+    for email in ["ada@example.com", "bob@example.com"] {
+        let new = labs_db::users::NewUser {
+            id: Uuid::now_v7(),
+            email,
+            full_name: None,
+            password_hash: None,
+            is_admin: false,
+            verified: true,
+        };
+        labs_db::users::insert(&db, &new).await.unwrap();
+        ids.push(new.id);
+    }
+    let (ada, bob) = (ids[0], ids[1]);
+    let session = Uuid::now_v7();
+    let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    labs_db::credentials::start_session(&db, session, ada, b"refresh-hash", expires)
+        .await
+        .unwrap();
+    let owner = labs_db::users::by_live_session(&db, ada, session)
+        .await
+        .unwrap();
+    assert_eq!(owner.map(|user| user.id), Some(ada));
+    let other = labs_db::users::by_live_session(&db, bob, session)
+        .await
+        .unwrap();
+    assert!(other.is_none(), "{other:?}");
+}
