@@ -169,8 +169,8 @@ type HashJob = Box<dyn FnOnce() + Send>;
 /// milliseconds of CPU and 12 MiB of memory each by default).
 ///
 /// Why not `spawn_blocking`: its pool grows to hundreds of threads under a burst of logins, and
-/// each thread's allocator arena keeps the memory of the hash it last ran, so a burst left the process at
-/// 400 MiB (measured, docs/PERFORMANCE.md). Here the memory is bounded by the thread count, and
+/// each thread's allocator arena keeps the memory of the hash it last ran, so a burst left the
+/// process at 400 MiB (measured, docs/PERFORMANCE.md). Here the memory is bounded by the thread count, and
 /// more concurrent hashes than CPUs would not finish any sooner anyway: the rest wait in the
 /// queue (a job whose request has gone away is skipped).
 pub struct HashPool {

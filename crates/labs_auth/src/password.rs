@@ -33,10 +33,11 @@ const OUTPUT_LEN: usize = 32;
 
 thread_local! {
     /// The working memory of argon2 on this thread, kept between hashes. argon2's own API
-    /// allocates (and zeroes) its memory (12 MiB by default) per hash and frees it; the allocator kept those blocks in
-    /// per-thread arenas, and a burst of logins took the process to 200-450 MiB (measured,
-    /// docs/PERFORMANCE.md). Reused, the memory is that of one hash per hashing thread. It
-    /// holds values derived from the last password hashed here, never the password itself.
+    /// allocates (and zeroes) its memory (12 MiB by default) per hash and frees it; the
+    /// allocator kept those blocks in per-thread arenas, and a burst of logins took the process
+    /// to 200-450 MiB (measured, docs/PERFORMANCE.md). Reused, the memory is that of one hash
+    /// per hashing thread. It holds values derived from the last password hashed here, never
+    /// the password itself.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
