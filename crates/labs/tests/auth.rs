@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{TRUSTED_ORIGIN, auth_app, call, job_queue};
+use common::{TRUSTED_ORIGIN, auth_app, call, insert_user, job_queue};
 use labs_db::PgPool;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
@@ -1300,20 +1300,8 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
 /// another account (which only a forged signature could produce) finds no one.
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_session_counts_only_for_its_own_account(db: PgPool) {
-    let mut ids = Vec::new();
-    for email in ["ada@example.com", "bob@example.com"] {
-        let new = labs_db::users::NewUser {
-            id: Uuid::now_v7(),
-            email,
-            full_name: None,
-            password_hash: None,
-            is_admin: false,
-            verified: true,
-        };
-        labs_db::users::insert(&db, &new).await.unwrap();
-        ids.push(new.id);
-    }
-    let (ada, bob) = (ids[0], ids[1]);
+    let ada = insert_user(&db, "ada@example.com").await;
+    let bob = insert_user(&db, "bob@example.com").await;
     let session = Uuid::now_v7();
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
     labs_db::credentials::start_session(&db, session, ada, b"refresh-hash", expires)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{api_state, call, http_config, job_queue, state_with_redis};
+use common::{api_state, call, http_config, insert_user, job_queue, state_with_redis};
 use labs::app::{http_app, role_routes};
 use labs_db::PgPool;
 use labs_hooks::HooksState;
@@ -98,18 +98,6 @@ fn subscription_event(id: &str, kind: &str, created: i64, user: Uuid, status: &s
     })
 }
 
-async fn user(db: &PgPool, email: &str) -> Uuid {
-    let new = labs_db::users::NewUser {
-        id: Uuid::now_v7(),
-        email,
-        full_name: None,
-        password_hash: None,
-        is_admin: false,
-        verified: true,
-    };
-    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
-}
-
 fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
     let mailer = Mailer::new(&MailConfig {
         smtp_url: None,
@@ -156,7 +144,7 @@ async fn work_until_applied(ctx: &WorkerContext, db: &PgPool, user: Uuid) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     let app = hooks_app(db.clone(), &shared_redis_url());
-    let ada = user(&db, "ada@example.com").await;
+    let ada = insert_user(&db, "ada@example.com").await;
     let event = subscription_event(
         "evt_1",
         "customer.subscription.created",
@@ -210,7 +198,7 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn forged_tampered_stale_and_unsigned_deliveries_are_400_problems(db: PgPool) {
     let app = hooks_app(db.clone(), &shared_redis_url());
-    let ada = user(&db, "ada@example.com").await;
+    let ada = insert_user(&db, "ada@example.com").await;
     let payload = subscription_event(
         "evt_2",
         "customer.subscription.created",
@@ -298,7 +286,7 @@ async fn forged_tampered_stale_and_unsigned_deliveries_are_400_problems(db: PgPo
 async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
     let app = hooks_app(db.clone(), &shared_redis_url());
     let ctx = worker(&db, &shared_redis_url());
-    let ada = user(&db, "ada@example.com").await;
+    let ada = insert_user(&db, "ada@example.com").await;
     let t = now();
     let created = subscription_event(
         "evt_a",
@@ -382,7 +370,7 @@ async fn an_event_accepted_while_redis_is_down_is_applied_once_it_is_back(db: Pg
     let mut redis = RedisServer::durable();
     let app = hooks_app(db.clone(), &redis.url());
     let ctx = worker(&db, &redis.url());
-    let ada = user(&db, "ada@example.com").await;
+    let ada = insert_user(&db, "ada@example.com").await;
     redis.stop();
     let event = subscription_event(
         "evt_r",

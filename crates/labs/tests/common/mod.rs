@@ -26,6 +26,19 @@ use axum::http::Request;
 use labs_testkit::{Answer, send, shared_redis_url};
 
 /// The settings a test server uses: production defaults, short timeouts.
+/// A verified account with no password, straight into the database; its id.
+pub async fn insert_user(db: &PgPool, email: &str) -> uuid::Uuid {
+    let new = labs_db::users::NewUser {
+        id: uuid::Uuid::now_v7(),
+        email,
+        full_name: None,
+        password_hash: None,
+        is_admin: false,
+        verified: true,
+    };
+    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+}
+
 pub fn http_config() -> HttpConfig {
     HttpConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
