@@ -205,6 +205,9 @@ pub struct ServeArgs {
     pub mail: MailConfig,
 
     #[command(flatten)]
+    pub purge: labs_worker::credentials::PurgeConfig,
+
+    #[command(flatten)]
     pub auth: labs_api::AuthConfig,
 
     // template:begin stripe

@@ -167,7 +167,8 @@ async fn serve(
             );
         }
         let mailer = Mailer::new(&args.mail)?;
-        let ctx = WorkerContext::new(db.clone(), queue.clone(), mailer);
+        let mut ctx = WorkerContext::new(db.clone(), queue.clone(), mailer);
+        ctx.purge = args.purge;
         let config = RuntimeConfig {
             concurrency: args.jobs.worker_concurrency,
             drain: args.http.shutdown_timeout,
@@ -398,9 +399,19 @@ async fn user(env: Environment, command: UserCommand) -> anyhow::Result<ExitCode
         ..Default::default()
     };
     if let Some(found) = labs_db::users::credentials(&db, Some(email.as_str()), None).await? {
+        // The operator vouches for the address, not for whoever signed it up: an account
+        // nobody verified loses what its signup set (a pre-hijacked account must not become
+        // the attacker's admin account).
+        let claimed = labs_db::users::claim(&db, found.user.id, false).await?;
         labs_db::users::update(&db, found.user.id, &promote).await?;
-        labs_db::users::mark_verified(&db, found.user.id).await?;
         writeln!(stdout, "{email} is now an administrator")?;
+        if claimed.is_some_and(|claimed| claimed.first) {
+            writeln!(
+                stdout,
+                "it had never been verified, so the password and sessions its signup set were \
+                 discarded: choose a password with a password reset"
+            )?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let (password, generated) = match password {

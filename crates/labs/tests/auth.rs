@@ -239,10 +239,28 @@ async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
     assert_eq!(early.status, StatusCode::FORBIDDEN);
     assert_eq!(early.json()["code"], "email-not-verified");
 
-    let verified = post(&app, "/api/auth/verify", json!({"token": token})).await;
+    // The link alone is not enough: the page asks for the signup's password.
+    let bare = post(&app, "/api/auth/verify", json!({"token": token})).await;
+    assert_eq!(
+        bare.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bare.text()
+    );
+    let verified = post(
+        &app,
+        "/api/auth/verify",
+        json!({"token": token, "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.text());
     assert_eq!(verified.json()["emailVerified"], true);
-    let again = post(&app, "/api/auth/verify", json!({"token": token})).await;
+    let again = post(
+        &app,
+        "/api/auth/verify",
+        json!({"token": token, "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED, "single use");
     assert_eq!(again.json()["code"], "invalid-token");
 
@@ -961,10 +979,13 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert!(
-        answer.json().get("refresh_token").is_none(),
-        "not readable by scripts"
-    );
+    for token in ["refresh_token", "access_token"] {
+        assert!(
+            answer.json().get(token).is_none(),
+            "{token} not readable by scripts: {}",
+            answer.text()
+        );
+    }
     let cookies: Vec<&str> = answer
         .headers
         .get_all("set-cookie")
@@ -973,21 +994,20 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         .collect();
     let access_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("labs_access="))
+        .find(|c| c.starts_with("__Host-labs_access="))
         .unwrap();
     let refresh_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("labs_refresh="))
+        .find(|c| c.starts_with("__Host-labs_refresh="))
         .unwrap();
+    // `__Host-`: browsers take them only with `Secure`, `Path=/` and no `Domain`, so a
+    // sibling subdomain cannot plant one.
     for cookie in [access_cookie, refresh_cookie] {
-        for attribute in ["HttpOnly", "Secure", "SameSite=Lax"] {
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/;"] {
             assert!(cookie.contains(attribute), "{cookie}");
         }
+        assert!(!cookie.to_lowercase().contains("domain="), "{cookie}");
     }
-    assert!(
-        refresh_cookie.contains("Path=/api/auth"),
-        "{refresh_cookie}"
-    );
     let jar = format!(
         "{}; {}",
         access_cookie.split(';').next().unwrap(),
@@ -996,6 +1016,24 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
 
     let me = call(&app, "GET", "/api/auth/me", None, &[("cookie", &jar)]).await;
     assert_eq!(me.status, StatusCode::OK);
+
+    // A second cookie of the same name (planted by a sibling site with a wider Domain) is
+    // refused, in either order, instead of letting the first one win.
+    let planted = "__Host-labs_access=planted.by.another.site";
+    for doubled in [format!("{planted}; {jar}"), format!("{jar}; {planted}")] {
+        let answer = call(&app, "GET", "/api/auth/me", None, &[("cookie", &doubled)]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+        assert_eq!(answer.json()["code"], "duplicate-cookie");
+    }
+    let two_headers = call(
+        &app,
+        "GET",
+        "/api/auth/me",
+        None,
+        &[("cookie", jar.as_str()), ("cookie", planted)],
+    )
+    .await;
+    assert_eq!(two_headers.status, StatusCode::BAD_REQUEST);
 
     // A cross-site page cannot make the browser refresh or log out with these cookies.
     let forged = [
@@ -1033,7 +1071,7 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("labs_refresh="))
+        .find(|c| c.starts_with("__Host-labs_refresh="))
         .unwrap();
     let jar = format!(
         "{}; {}",
@@ -1315,4 +1353,639 @@ async fn a_session_counts_only_for_its_own_account(db: PgPool) {
         .await
         .unwrap();
     assert!(other.is_none(), "{other:?}");
+}
+
+// --- pre-hijacked accounts, address existence, attempt caps, sessions -----------------------
+
+/// Turns TOTP on through the API for the caller of `bearer`; its base32 secret.
+async fn turn_totp_on(app: &Router, bearer: &str) -> String {
+    let auth = [("authorization", bearer)];
+    let enrolment = call(app, "POST", "/api/auth/totp/enroll", None, &auth).await;
+    assert_eq!(enrolment.status, StatusCode::OK, "{}", enrolment.text());
+    let secret = enrolment.json()["secret"].as_str().unwrap().to_owned();
+    let code = pyotp_now(&secret);
+    let confirm = json!({"code": code});
+    let confirmed = call(app, "POST", "/api/auth/totp/confirm", Some(confirm), &auth).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text());
+    secret
+}
+
+/// What a stranger who signed up with someone else's address sets up before its owner
+/// arrives: a password, a live session (possible where unverified accounts may log in), and
+/// TOTP on top. Returns the stranger's tokens.
+async fn pre_hijack(app: &Router, email: &str, password: &str) -> Value {
+    let signup = json!({"email": email, "password": password});
+    let answer = post(app, "/api/auth/signup", signup).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    let login = json!({"email": email, "password": password});
+    let tokens = post(app, "/api/auth/token", login).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text());
+    let tokens = tokens.json();
+    turn_totp_on(app, &format!("Bearer {}", access(&tokens))).await;
+    tokens
+}
+
+/// After the owner took the address over: none of what the stranger set still works.
+async fn assert_stranger_is_out(app: &Router, email: &str, password: &str, stranger: &Value) {
+    let login = json!({"email": email, "password": password});
+    let again = post(app, "/api/auth/token", login).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.text());
+    let me = get_as(app, "/api/auth/me", &access(stranger)).await;
+    assert_eq!(
+        me.status,
+        StatusCode::UNAUTHORIZED,
+        "the stranger's session ended"
+    );
+    let refresh = json!({"refreshToken": stranger["refresh_token"]});
+    let refreshed = post(app, "/api/auth/refresh", refresh).await;
+    assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
+}
+
+const STRANGER_PASSWORD: &str = "the attacker chose this one";
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn an_email_code_login_discards_what_a_stranger_set_before_the_address_was_verified(
+    db: PgPool,
+) {
+    // The weakest setting: unverified accounts may log in, so the stranger gets a session.
+    let app = auth_app(db.clone(), &["--require-verified-email", "false"]);
+    let mail = Mail::start(&db);
+    let stranger = pre_hijack(&app, "victim@example.com", STRANGER_PASSWORD).await;
+    let _verification_link = mail.next().await;
+
+    // The address's owner logs in with a code sent to it: the first proof of control.
+    post(
+        &app,
+        "/api/auth/otp",
+        json!({"email": "victim@example.com"}),
+    )
+    .await;
+    let code = code_in(&mail.next().await);
+    let owner = post(
+        &app,
+        "/api/auth/otp/verify",
+        json!({"email": "victim@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(
+        owner.status,
+        StatusCode::OK,
+        "no TOTP of the stranger's stands in the way: {}",
+        owner.text()
+    );
+    let me = get_as(&app, "/api/auth/me", &access(&owner.json()))
+        .await
+        .json();
+    assert_eq!(me["emailVerified"], true);
+    assert_eq!(me["totpEnabled"], false);
+    assert_stranger_is_out(&app, "victim@example.com", STRANGER_PASSWORD, &stranger).await;
+
+    // A verified account keeps its credentials through later code logins.
+    let owner_bearer = format!("Bearer {}", access(&owner.json()));
+    let set = json!({"newPassword": PASSWORD});
+    let changed = call(
+        &app,
+        "POST",
+        "/api/auth/password",
+        Some(set),
+        &[("authorization", &owner_bearer)],
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
+    assert!(mail.next().await.contains("Your password was changed"));
+    post(
+        &app,
+        "/api/auth/otp",
+        json!({"email": "victim@example.com"}),
+    )
+    .await;
+    let code = code_in(&mail.next().await);
+    let verify = json!({"email": "victim@example.com", "code": code});
+    assert_eq!(
+        post(&app, "/api/auth/otp/verify", verify).await.status,
+        StatusCode::OK
+    );
+    login(&app, "victim@example.com").await;
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_verification_link_needs_the_signup_password_and_a_reset_discards_the_strangers_totp(
+    db: PgPool,
+) {
+    let app = auth_app(db.clone(), &["--require-verified-email", "false"]);
+    let mail = Mail::start(&db);
+    let stranger = pre_hijack(&app, "victim@example.com", STRANGER_PASSWORD).await;
+    let token = link_token(&mail.next().await, "verify-email");
+
+    // The owner follows the link but does not know the stranger's password: not verified.
+    for _ in 0..4 {
+        let guess = json!({"token": token, "password": "whatever the owner tries"});
+        let answer = post(&app, "/api/auth/verify", guess).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text());
+        assert_eq!(answer.json()["code"], "invalid-credentials");
+    }
+    let bare = post(&app, "/api/auth/verify", json!({"token": token})).await;
+    assert_eq!(bare.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Five attempts, then the link is dead even with the right password.
+    let right = json!({"token": token, "password": STRANGER_PASSWORD});
+    let dead = post(&app, "/api/auth/verify", right).await;
+    assert_eq!(dead.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(dead.json()["code"], "invalid-token");
+    let verified: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT email_verified_at FROM users")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(verified.is_none());
+
+    // Signing up again changes nothing of the account; the owner is mailed a reset link.
+    let again = json!({"email": "victim@example.com", "password": PASSWORD, "fullName": "Owner"});
+    assert_eq!(
+        post(&app, "/api/auth/signup", again).await.status,
+        StatusCode::ACCEPTED
+    );
+    let message = mail.next().await;
+    assert!(message.contains("You already have an account"), "{message}");
+    let owner_login = json!({"email": "victim@example.com", "password": PASSWORD});
+    assert_eq!(
+        post(&app, "/api/auth/token", owner_login.clone())
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "a second signup never sets the password"
+    );
+    let name: Option<String> = sqlx::query_scalar("SELECT full_name FROM users")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(name, None);
+
+    // The reset link proves control: new password, and the stranger's TOTP and session go.
+    let reset = link_token(&message, "reset-password");
+    let confirm = json!({"token": reset, "newPassword": PASSWORD});
+    let answer = post(&app, "/api/auth/password-reset/confirm", confirm).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    let owner = post(&app, "/api/auth/token", owner_login).await;
+    assert_eq!(
+        owner.status,
+        StatusCode::OK,
+        "no mfa-required: the stranger's TOTP is gone: {}",
+        owner.text()
+    );
+    let me = get_as(&app, "/api/auth/me", &access(&owner.json()))
+        .await
+        .json();
+    assert_eq!(me["emailVerified"], true);
+    assert_stranger_is_out(&app, "victim@example.com", STRANGER_PASSWORD, &stranger).await;
+    let codes: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(codes, 0, "the stranger's recovery codes are gone too");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_reset_keeps_the_totp_of_an_account_verified_before(db: PgPool) {
+    // The discarding is for accounts nobody ever verified: a verified account's second factor
+    // survives a reset (a mailbox alone must not switch it off).
+    let app = auth_app(db.clone(), &[]);
+    let mail = Mail::start(&db);
+    user(&db, "ada@example.com", false, true).await;
+    let tokens = login(&app, "ada@example.com").await;
+    turn_totp_on(&app, &format!("Bearer {}", access(&tokens))).await;
+    post(
+        &app,
+        "/api/auth/password-reset",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    let reset = link_token(&mail.next().await, "reset-password");
+    let confirm = json!({"token": reset, "newPassword": "a brand new passphrase"});
+    let answer = post(&app, "/api/auth/password-reset/confirm", confirm).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let login = json!({"email": "ada@example.com", "password": "a brand new passphrase"});
+    let answer = post(&app, "/api/auth/token", login).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.json()["code"], "mfa-required");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
+    let old_unverified = user(&db, "old-unverified@example.com", false, false).await;
+    let new_unverified = user(&db, "new-unverified@example.com", false, false).await;
+    let old_verified = user(&db, "old-verified@example.com", false, true).await;
+    // An old account whose address an admin changed: unverified now, but claimed long ago.
+    let changed = user(&db, "changed@example.com", false, true).await;
+    let changes = labs_db::users::UserChanges {
+        email: Some("changed-again@example.com"),
+        ..Default::default()
+    };
+    let after = labs_db::users::update(&db, changed, &changes)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        after.email_verified_at.is_none(),
+        "a new address is unverified"
+    );
+    sqlx::query("UPDATE users SET created_at = now() - interval '8 days' WHERE id <> $1")
+        .bind(new_unverified)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let mailer = Mailer::new(&MailConfig {
+        smtp_url: None,
+        mail_from: "labs <noreply@labs.test>".to_owned(),
+        smtp_timeout: Duration::from_secs(1),
+        smtp_ca_file: None,
+    })
+    .unwrap();
+    let ctx = WorkerContext::new(
+        db.clone(),
+        job_queue(&shared_redis_url(), &unique_name("purge")),
+        mailer,
+    );
+    labs_jobs::jobs::PurgeExpiredCredentials::default()
+        .handle(&ctx)
+        .await
+        .unwrap();
+
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users ORDER BY id")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(!left.contains(&old_unverified), "7 days unverified: purged");
+    for kept in [new_unverified, old_verified, changed] {
+        assert!(left.contains(&kept), "{left:?}");
+    }
+}
+
+/// Every SQL statement sqlx runs while `work` runs on this thread, in order. sqlx reports each
+/// statement as a `sqlx::query` event (BEGIN excepted, which it sends ahead of the next one).
+///
+/// One process-wide subscriber, interested in `sqlx::query` alone, records into a buffer of
+/// the thread that asked. Not a subscriber per test (`set_default`): tests run in parallel,
+/// and each one's coming and going rebuilds tracing's global interest cache under the others,
+/// which then miss events.
+async fn statements_of<F: std::future::Future>(work: F) -> (F::Output, Vec<String>) {
+    use std::cell::RefCell;
+    use tracing::subscriber::Interest;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    thread_local! {
+        static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+    struct Sql(Option<String>, Option<String>);
+    impl tracing::field::Visit for Sql {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            match field.name() {
+                "summary" => self.0 = Some(value.to_owned()),
+                "db.statement" if !value.is_empty() => self.1 = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.record_str(field, format!("{value:?}").trim_matches('"'));
+        }
+    }
+    struct Statements;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
+        fn register_callsite(&self, metadata: &'static tracing::Metadata<'static>) -> Interest {
+            if metadata.target() == "sqlx::query" {
+                Interest::always()
+            } else {
+                Interest::never()
+            }
+        }
+        fn enabled(
+            &self,
+            metadata: &tracing::Metadata<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) -> bool {
+            metadata.target() == "sqlx::query"
+        }
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut sql = Sql(None, None);
+            event.record(&mut sql);
+            let text = sql.1.or(sql.0).unwrap_or_default();
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            CAPTURED.with(|captured| {
+                if let Some(captured) = captured.borrow_mut().as_mut() {
+                    captured.push(text);
+                }
+            });
+        }
+    }
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(Statements);
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+    let output = work.await;
+    let seen = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
+    (output, seen)
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn answers_about_an_address_run_the_same_statements_whether_or_not_it_has_an_account(
+    db: PgPool,
+) {
+    let app = auth_app(
+        db.clone(),
+        &[
+            "--rate-limit-per-account",
+            "100/1m",
+            "--rate-limit-per-ip",
+            "100/1m",
+        ],
+    );
+    user(&db, "verified@example.com", false, true).await;
+    user(&db, "unverified@example.com", false, false).await;
+    post(
+        &app,
+        "/api/auth/otp",
+        json!({"email": "verified@example.com"}),
+    )
+    .await;
+    let cases: [(&str, Value, Vec<Value>); 5] = [
+        (
+            "/api/auth/password-reset",
+            json!({"email": "verified@example.com"}),
+            vec![json!({"email": "nobody@example.com"})],
+        ),
+        (
+            "/api/auth/otp",
+            json!({"email": "verified@example.com"}),
+            vec![json!({"email": "nobody@example.com"})],
+        ),
+        (
+            // A live code (requested above), none (the unverified account), no account.
+            "/api/auth/otp/verify",
+            json!({"email": "verified@example.com", "code": "not a code"}),
+            vec![
+                json!({"email": "unverified@example.com", "code": "not a code"}),
+                json!({"email": "nobody@example.com", "code": "not a code"}),
+            ],
+        ),
+        (
+            "/api/auth/verification",
+            json!({"email": "unverified@example.com"}),
+            vec![
+                json!({"email": "verified@example.com"}),
+                json!({"email": "nobody@example.com"}),
+            ],
+        ),
+        (
+            "/api/auth/signup",
+            json!({"email": "verified@example.com", "password": PASSWORD}),
+            vec![json!({"email": "new@example.com", "password": PASSWORD})],
+        ),
+    ];
+    for (path, known, others) in cases {
+        // Once first, so that no path pays a first statement preparation the other does not.
+        post(&app, path, known.clone()).await;
+        let (answer, expected) = statements_of(post(&app, path, known)).await;
+        assert!(
+            answer.status.is_success() || answer.status == StatusCode::UNAUTHORIZED,
+            "{path}: {}",
+            answer.text()
+        );
+        assert!(expected.len() >= 2, "{path}: {expected:?}");
+        for other in others {
+            post(&app, path, other.clone()).await;
+            let (same, seen) = statements_of(post(&app, path, other.clone())).await;
+            assert_eq!(same.status, answer.status, "{path} {other}");
+            assert_eq!(seen, expected, "{path}: {other} runs other statements");
+        }
+    }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn concurrent_wrong_codes_on_one_mfa_challenge_are_checked_at_most_five_times(db: PgPool) {
+    // A pool as large as the burst, so that all of it reaches the database at once.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(12)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = auth_app(
+        pool,
+        &[
+            "--rate-limit-per-account",
+            "100/1m",
+            "--rate-limit-per-ip",
+            "100/1m",
+        ],
+    );
+    user(&db, "ada@example.com", false, true).await;
+    let tokens = login(&app, "ada@example.com").await;
+    let secret = turn_totp_on(&app, &format!("Bearer {}", access(&tokens))).await;
+    let first = post(
+        &app,
+        "/api/auth/token",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let mfa_token = first.json()["mfaToken"].as_str().unwrap().to_owned();
+    let right = pyotp_now(&secret);
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(9));
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..9 {
+        let (app, start) = (app.clone(), start.clone());
+        let body = json!({"mfaToken": mfa_token, "code": wrong});
+        burst.spawn(async move {
+            start.wait().await;
+            let answer = post(&app, "/api/auth/totp/verify", body).await;
+            answer.json()["code"].as_str().unwrap().to_owned()
+        });
+    }
+    let codes = burst.join_all().await;
+    let checked = codes.iter().filter(|code| *code == "invalid-code").count();
+    assert_eq!(checked, 5, "{codes:?}");
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|code| *code == "invalid-mfa-token")
+            .count(),
+        4,
+        "{codes:?}"
+    );
+    let late = post(
+        &app,
+        "/api/auth/totp/verify",
+        json!({"mfaToken": mfa_token, "code": pyotp_now(&secret)}),
+    )
+    .await;
+    assert_eq!(
+        late.json()["code"],
+        "invalid-mfa-token",
+        "the challenge is spent"
+    );
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_session_ends_at_its_absolute_lifetime_however_often_it_is_refreshed(db: PgPool) {
+    let app = auth_app(db.clone(), &["--session-max-lifetime", "30d"]);
+    user(&db, "ada@example.com", false, true).await;
+    let tokens = login(&app, "ada@example.com").await;
+    sqlx::query("UPDATE sessions SET created_at = now() - interval '29 days 23 hours'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let refreshed = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": tokens["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let beyond: bool = sqlx::query_scalar(
+        "SELECT r.expires_at > s.created_at + interval '30 days'
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.used_at IS NULL",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(!beyond, "a rotated token never outlives its session");
+
+    sqlx::query("UPDATE sessions SET created_at = now() - interval '30 days 1 minute'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let late = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": refreshed.json()["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{}", late.text());
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(db: PgPool) {
+    let app = auth_app(
+        db.clone(),
+        &[
+            "--rate-limit-per-account",
+            "100/1m",
+            "--rate-limit-per-ip",
+            "100/1m",
+        ],
+    );
+    let mail = Mail::start(&db);
+    user(&db, "ada@example.com", false, true).await;
+    let here = login(&app, "ada@example.com").await;
+    let elsewhere = login(&app, "ada@example.com").await;
+    let bearer = format!("Bearer {}", access(&here));
+    let auth = [("authorization", bearer.as_str())];
+
+    let refreshed = post(
+        &app,
+        "/api/auth/refresh",
+        json!({"refreshToken": elsewhere["refresh_token"]}),
+    )
+    .await
+    .json();
+    let stale = format!("Bearer {}", access(&refreshed));
+    let change = json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"});
+    let not_fresh = call(
+        &app,
+        "POST",
+        "/api/auth/password",
+        Some(change.clone()),
+        &[("authorization", &stale)],
+    )
+    .await;
+    assert_eq!(not_fresh.status, StatusCode::FORBIDDEN);
+    assert_eq!(not_fresh.json()["code"], "fresh-login-required");
+    let wrong = json!({"currentPassword": "not it", "newPassword": "a brand new passphrase"});
+    let refused = call(&app, "POST", "/api/auth/password", Some(wrong), &auth).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let missing = json!({"newPassword": "a brand new passphrase"});
+    let refused = call(&app, "POST", "/api/auth/password", Some(missing), &auth).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+
+    let changed = call(&app, "POST", "/api/auth/password", Some(change), &auth).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
+    let message = mail.next().await;
+    assert!(
+        message.contains("Subject: Your password was changed"),
+        "{message}"
+    );
+    assert_eq!(
+        get_as(&app, "/api/auth/me", &access(&here)).await.status,
+        StatusCode::OK,
+        "this session goes on"
+    );
+    assert_eq!(
+        get_as(&app, "/api/auth/me", &access(&refreshed))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "the other session ended"
+    );
+    let old = json!({"email": "ada@example.com", "password": PASSWORD});
+    assert_eq!(
+        post(&app, "/api/auth/token", old).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let secret = turn_totp_on(&app, &bearer).await;
+    // A code of the next step: the confirmation used the current one.
+    let next_code = |secret: &str| {
+        let python = labs_testkit::test_python();
+        let output = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + 30))",
+                secret,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let codes = call(
+        &app,
+        "POST",
+        "/api/auth/totp/recovery-codes",
+        Some(json!({"code": next_code(&secret)})),
+        &auth,
+    )
+    .await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.text());
+    let message = mail.next().await;
+    assert!(
+        message.contains("Subject: New recovery codes were made"),
+        "{message}"
+    );
+    let recovery = codes.json()["recoveryCodes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let off = call(
+        &app,
+        "POST",
+        "/api/auth/totp/disable",
+        Some(json!({"code": recovery})),
+        &auth,
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.text());
+    let message = mail.next().await;
+    assert!(
+        message.contains("Subject: Two-factor authentication was turned off"),
+        "{message}"
+    );
 }

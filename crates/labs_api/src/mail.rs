@@ -22,6 +22,24 @@ pub(crate) async fn queue(tx: &mut PgConnection, to: &str, email: Email) -> Resu
     Ok(())
 }
 
+/// Queues `email` to `to` if `send`; otherwise runs the same statement, writing nothing. The
+/// answers about an address call this whether or not it has an account, so that both cases do
+/// the same work (docs/SECURITY.md, "Account existence").
+pub(crate) async fn queue_if(
+    tx: &mut PgConnection,
+    send: bool,
+    to: &str,
+    email: Email,
+) -> Result<(), ApiError> {
+    let job = SendEmail {
+        to: to.to_owned(),
+        email,
+    };
+    let payload = labs_jobs::encode(job).map_err(ApiError::internal)?;
+    labs_db::outbox::insert_if(tx, send, SendEmail::NAME, &payload).await?;
+    Ok(())
+}
+
 /// A link to the web app's `page` carrying `token` (base64url: safe in a query string as is).
 pub(crate) fn link(state: &ApiState, page: &str, token: &OpaqueToken) -> String {
     let base = state.auth.config.app_url.trim_end_matches('/');

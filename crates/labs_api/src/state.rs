@@ -24,6 +24,11 @@ pub struct AuthConfig {
     #[arg(long, env = "LABS_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
     pub refresh_token_ttl: Duration,
 
+    /// Absolute lifetime of a session (a refresh-token family), counted from its login:
+    /// rotating the refresh token cannot extend it, so a stolen token family dies with it.
+    #[arg(long, env = "LABS_SESSION_MAX_LIFETIME", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub session_max_lifetime: Duration,
+
     /// Lifetime of the challenge between the password and the TOTP step of a login.
     #[arg(long, env = "LABS_MFA_CHALLENGE_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub mfa_challenge_ttl: Duration,
@@ -58,7 +63,8 @@ pub struct AuthConfig {
     pub totp_issuer: String,
 
     /// Mark auth cookies `Secure` (sent over HTTPS only; browsers also accept them on
-    /// http://localhost). Turn off only for plain-HTTP development on another host name.
+    /// http://localhost), named with the `__Host-` prefix. Turn off only for plain-HTTP
+    /// development on another host name (production refuses to start with it off).
     #[arg(long, env = "LABS_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,
 
@@ -91,8 +97,8 @@ pub struct Auth {
     pub keys: AuthKeys,
     pub config: AuthConfig,
     pub trusted_origins: TrustedOrigins,
-    /// Where the auth routes are published (cookie path of the refresh token).
-    pub auth_path: String,
+    /// The names and paths of the session cookies.
+    pub cookies: CookieNames,
     /// The threads that hash passwords (see [`HashPool`]).
     pub hashing: HashPool,
     /// Access tokens already verified (see [`VerifiedTokens`]).
@@ -106,11 +112,12 @@ impl Auth {
         cors_origins: &[String],
         root_path: &str,
     ) -> Self {
+        let cookie_secure = config.cookie_secure;
         Self {
             keys,
             config,
             trusted_origins: TrustedOrigins::new(cors_origins),
-            auth_path: format!("{root_path}/auth"),
+            cookies: CookieNames::new(cookie_secure, root_path),
             verified: VerifiedTokens::default(),
             hashing: HashPool::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
@@ -123,6 +130,40 @@ impl Auth {
             .trusted_proxies
             .iter()
             .any(|net| net.contains(&ip))
+    }
+}
+
+/// The session cookies' names and the refresh cookie's path.
+///
+/// With `Secure` cookies (the default, and always in production) both names carry the
+/// `__Host-` prefix: browsers then accept them only with `Secure`, `Path=/` and no `Domain`, so
+/// a sibling subdomain cannot plant or overwrite them (cookie tossing). The price is that the
+/// refresh cookie's path is `/` (the prefix demands it) instead of the auth routes alone: it is
+/// `HttpOnly` and `SameSite=Lax`, and only `/auth/refresh` and `/auth/logout` read it. Without
+/// `Secure` (plain-HTTP development) the prefix is not allowed, and the refresh cookie keeps
+/// the narrow path.
+#[derive(Debug, Clone)]
+pub struct CookieNames {
+    pub access: String,
+    pub refresh: String,
+    pub refresh_path: String,
+}
+
+impl CookieNames {
+    fn new(secure: bool, root_path: &str) -> Self {
+        if secure {
+            Self {
+                access: "__Host-labs_access".to_owned(),
+                refresh: "__Host-labs_refresh".to_owned(),
+                refresh_path: "/".to_owned(),
+            }
+        } else {
+            Self {
+                access: "labs_access".to_owned(),
+                refresh: "labs_refresh".to_owned(),
+                refresh_path: format!("{root_path}/auth"),
+            }
+        }
     }
 }
 

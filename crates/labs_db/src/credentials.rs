@@ -82,6 +82,26 @@ pub async fn revoke_all_sessions(
     Ok(done.rows_affected())
 }
 
+/// Revokes every live session of a user but `keep` (the caller's own, after a password
+/// change); returns how many.
+pub async fn revoke_other_sessions(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    keep: Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
+         WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+        user_id,
+        keep,
+        reason
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 // --- refresh tokens --------------------------------------------------------------------------
 
 pub async fn insert_refresh_token(
@@ -109,6 +129,8 @@ pub struct RefreshToken {
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
     pub session_revoked: bool,
+    /// When the session (the token family) began: its absolute lifetime runs from here.
+    pub session_started_at: OffsetDateTime,
 }
 
 /// Finds a refresh token and locks it until the transaction ends, so that two concurrent
@@ -120,7 +142,8 @@ pub async fn lock_refresh_token(
     sqlx::query_as!(
         RefreshToken,
         r#"SELECT r.session_id, s.user_id, r.expires_at, r.used_at,
-                  s.revoked_at IS NOT NULL AS "session_revoked!"
+                  s.revoked_at IS NOT NULL AS "session_revoked!",
+                  s.created_at AS session_started_at
            FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
            WHERE r.token_hash = $1
            FOR UPDATE OF r"#,
@@ -144,45 +167,51 @@ pub async fn mark_refresh_token_used(
 }
 
 // --- one-time tokens -------------------------------------------------------------------------
+//
+// Every function of this section and the next takes the account as an `Option`: `None` runs
+// the same statement, which then writes nothing. A request about an address that has no
+// account does the same work as one about an address that has (docs/SECURITY.md, "Account
+// existence"), so neither its answer nor its timing tells them apart.
 
-/// Stores a new one-time token and voids the user's earlier unused ones of the same purpose:
-/// only the latest link works.
+/// Stores a new one-time token for `purpose` and voids the account's earlier unused ones: only
+/// the latest link works. One statement (the void and the insert), so one round trip.
 pub async fn replace_one_time_token(
-    tx: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     token_hash: &[u8],
-    user_id: Uuid,
+    user_id: Option<Uuid>,
     purpose: Purpose,
     expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
-        user_id,
-        purpose.as_str()
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at) VALUES ($1, $2, $3, $4)",
+        "WITH voided AS (
+             DELETE FROM one_time_tokens WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL
+         )
+         INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at)
+         SELECT $1, $2, $3, $4 WHERE $2::uuid IS NOT NULL",
         token_hash,
-        user_id,
+        user_id as Option<Uuid>,
         purpose.as_str(),
         expires_at
     )
-    .execute(&mut *tx)
+    .execute(db)
     .await?;
     Ok(())
 }
 
-/// Uses a one-time token: returns its user if it exists for `purpose`, is unused, unexpired
-/// and has fewer than `max_attempts` failed attempts. At most one caller ever gets it.
-pub async fn consume_one_time_token(
+/// Claims one attempt at a one-time token *before* the secret that goes with it is checked
+/// (the second factor of an MFA challenge, the password of a verification link): returns its
+/// account if the token exists for `purpose`, is unused, unexpired, and had fewer than
+/// `max_attempts` attempts. The count and the check are one conditional `UPDATE`, so however
+/// many requests race, at most `max_attempts` of them get to check (reading the count, then
+/// incrementing it after the check, let nine concurrent wrong codes through a cap of five).
+pub async fn attempt_one_time_token(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
     purpose: Purpose,
     max_attempts: i32,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        "UPDATE one_time_tokens SET used_at = now()
+        "UPDATE one_time_tokens SET attempts = attempts + 1
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
            AND attempts < $3
          RETURNING user_id",
@@ -194,55 +223,42 @@ pub async fn consume_one_time_token(
     .await
 }
 
-/// The user of a live one-time token, without using it (the MFA challenge is used only when
-/// its second factor is right).
-pub async fn peek_one_time_token(
+/// Uses a one-time token: returns its account if it exists for `purpose`, is unused and
+/// unexpired. At most one caller ever gets it. (Its attempts were counted, where they count,
+/// by [`attempt_one_time_token`].)
+pub async fn use_one_time_token(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
     purpose: Purpose,
-    max_attempts: i32,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        "SELECT user_id FROM one_time_tokens
+        "UPDATE one_time_tokens SET used_at = now()
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
-           AND attempts < $3",
+         RETURNING user_id",
         token_hash,
         purpose.as_str(),
-        max_attempts
     )
     .fetch_optional(db)
     .await
 }
 
-/// Counts a failed attempt against a one-time token.
-pub async fn fail_one_time_token(
-    db: impl PgExecutor<'_>,
-    token_hash: &[u8],
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE one_time_tokens SET attempts = attempts + 1 WHERE token_hash = $1",
-        token_hash
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 // --- email OTPs ------------------------------------------------------------------------------
 
-/// Stores a user's new OTP, replacing any earlier one (and its attempt count).
+/// Stores an account's new login code, replacing any earlier one (and its attempt count);
+/// with `None`, the same statement storing nothing.
 pub async fn replace_email_otp(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: Option<Uuid>,
     code_hash: &[u8],
     expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO email_otps (user_id, code_hash, expires_at) VALUES ($1, $2, $3)
+        "INSERT INTO email_otps (user_id, code_hash, expires_at)
+         SELECT $1, $2, $3 WHERE $1::uuid IS NOT NULL
          ON CONFLICT (user_id) DO UPDATE
              SET code_hash = EXCLUDED.code_hash, expires_at = EXCLUDED.expires_at,
                  attempts = 0, created_at = now()",
-        user_id,
+        user_id as Option<Uuid>,
         code_hash,
         expires_at
     )
@@ -251,36 +267,23 @@ pub async fn replace_email_otp(
     Ok(())
 }
 
-/// A user's live OTP.
-#[derive(Debug, Clone)]
-pub struct EmailOtp {
-    pub code_hash: Vec<u8>,
-    pub expires_at: OffsetDateTime,
-    pub attempts: i32,
-}
-
-/// Locks a user's OTP for checking, until the transaction ends.
-pub async fn lock_email_otp(
-    tx: &mut PgConnection,
-    user_id: Uuid,
-) -> Result<Option<EmailOtp>, sqlx::Error> {
-    sqlx::query_as!(
-        EmailOtp,
-        "SELECT code_hash, expires_at, attempts FROM email_otps WHERE user_id = $1 FOR UPDATE",
-        user_id
+/// Claims one attempt at an account's live login code and returns the code's hash to check
+/// against; `None` when there is no live code, it expired, or `max_attempts` were made. One
+/// conditional `UPDATE`: concurrent guesses cannot exceed the cap.
+pub async fn attempt_email_otp(
+    db: impl PgExecutor<'_>,
+    user_id: Option<Uuid>,
+    max_attempts: i32,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "UPDATE email_otps SET attempts = attempts + 1
+         WHERE user_id = $1 AND attempts < $2 AND expires_at > now()
+         RETURNING code_hash",
+        user_id as Option<Uuid>,
+        max_attempts
     )
-    .fetch_optional(tx)
+    .fetch_optional(db)
     .await
-}
-
-pub async fn fail_email_otp(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE email_otps SET attempts = attempts + 1 WHERE user_id = $1",
-        user_id
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 pub async fn delete_email_otp(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<(), sqlx::Error> {

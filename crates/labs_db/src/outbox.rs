@@ -30,6 +30,26 @@ pub async fn insert(
     .await
 }
 
+/// Writes a job to the outbox if `send`; otherwise runs the same statement, which writes
+/// nothing. For answers that must do the same work whether or not their address has an
+/// account (docs/SECURITY.md, "Account existence").
+pub async fn insert_if(
+    db: impl PgExecutor<'_>,
+    send: bool,
+    job_name: &str,
+    payload: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO job_outbox (job_name, payload) SELECT $1, $2 WHERE $3",
+        job_name,
+        Json(payload) as _,
+        send,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Locks up to `limit` of the oldest rows for relaying, inside the caller's transaction.
 ///
 /// `SKIP LOCKED`, not a plain `FOR UPDATE`: two relays running at once (two schedulers by

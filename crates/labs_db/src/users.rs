@@ -84,11 +84,58 @@ pub async fn insert(
 ) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as!(
         User,
-        r#"INSERT INTO users (id, email, full_name, password_hash, is_admin, email_verified_at)
-           VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
+        r#"INSERT INTO users (id, email, full_name, password_hash, is_admin, email_verified_at,
+                              first_verified_at)
+           VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, CASE WHEN $6 THEN now() END)
            ON CONFLICT (email) DO NOTHING
            RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
                      totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
+        new.id,
+        new.email,
+        new.full_name,
+        new.password_hash,
+        new.is_admin,
+        new.verified,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// What a signup found at its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignupOutcome {
+    /// The new account, or the one that already had the address.
+    pub id: Uuid,
+    /// Whether this signup created it.
+    pub created: bool,
+    pub is_active: bool,
+}
+
+/// Creates the account of a signup, or finds the one that already has its address, in one
+/// statement: both outcomes cost the same round trip, so that the answer's timing does not
+/// tell whether the address is registered (an insert, then a lookup on conflict, was one
+/// statement more for a taken address). An existing account is never changed.
+///
+/// `None` only when a concurrent signup of the same address committed between this
+/// statement's snapshot and its insert (the caller treats it as taken, by someone unknown).
+pub async fn signup(
+    db: impl PgExecutor<'_>,
+    new: &NewUser<'_>,
+) -> Result<Option<SignupOutcome>, sqlx::Error> {
+    sqlx::query_as!(
+        SignupOutcome,
+        r#"WITH inserted AS (
+               INSERT INTO users (id, email, full_name, password_hash, is_admin,
+                                  email_verified_at, first_verified_at)
+               VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END,
+                       CASE WHEN $6 THEN now() END)
+               ON CONFLICT (email) DO NOTHING
+               RETURNING id, is_active
+           )
+           SELECT id AS "id!", true AS "created!", is_active AS "is_active!" FROM inserted
+           UNION ALL
+           SELECT id, false, is_active FROM users
+           WHERE email = $2 AND NOT EXISTS (SELECT 1 FROM inserted)"#,
         new.id,
         new.email,
         new.full_name,
@@ -196,7 +243,7 @@ pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
 }
 
 /// Applies `changes`; `None` if there is no such account. A duplicate email is an error that
-/// [`is_duplicate_email`] recognises.
+/// [`is_duplicate_email`] recognises. A changed email is unverified until its owner proves it.
 pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -205,6 +252,9 @@ pub async fn update(
     sqlx::query_as!(
         User,
         r#"UPDATE users SET
+               -- A new address is not verified yet, whoever set it (an admin included): its
+               -- owner proves it again (/auth/verification), as at signup.
+               email_verified_at = CASE WHEN $2 <> email THEN NULL ELSE email_verified_at END,
                email = COALESCE($2, email),
                full_name = COALESCE($3, full_name),
                password_hash = COALESCE($4, password_hash),
@@ -232,18 +282,75 @@ pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Err
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks the email as verified (once: the first time is kept).
-pub async fn mark_verified(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as!(
-        User,
-        r#"UPDATE users SET email_verified_at = COALESCE(email_verified_at, now())
-           WHERE id = $1
-           RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
-                     totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
-        id
+/// An account whose address was just proven, and whether this was the first proof ever.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub user: User,
+    /// No address of this account had been proven before: its credentials were set by
+    /// whoever signed up.
+    pub first: bool,
+}
+
+/// Marks the account's address as verified after a proof of control (a link or code sent to
+/// it), in one statement.
+///
+/// On the account's *first* proof, unless `keep_credentials` (the prover also showed the
+/// signup's password), every credential set before it is discarded: the password, TOTP, the
+/// recovery codes, and every session. Whoever signed up may not own the address, and must not
+/// keep a way into the account its owner now takes over (pre-hijacked accounts).
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    keep_credentials: bool,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"WITH before AS (
+               SELECT id, first_verified_at IS NULL AS first,
+                      first_verified_at IS NULL AND NOT $2 AS discard
+               FROM users WHERE id = $1 FOR UPDATE
+           ), codes AS (
+               DELETE FROM recovery_codes r USING before b WHERE r.user_id = b.id AND b.discard
+           ), ended AS (
+               UPDATE sessions s SET revoked_at = now(), revoked_reason = 'address claimed'
+               FROM before b
+               WHERE s.user_id = b.id AND b.discard AND s.revoked_at IS NULL
+           )
+           UPDATE users u SET
+               email_verified_at = COALESCE(u.email_verified_at, now()),
+               first_verified_at = COALESCE(u.first_verified_at, now()),
+               password_hash = CASE WHEN b.discard THEN NULL ELSE u.password_hash END,
+               totp_secret = CASE WHEN b.discard THEN NULL ELSE u.totp_secret END,
+               totp_enabled_at = CASE WHEN b.discard THEN NULL ELSE u.totp_enabled_at END,
+               totp_last_step = CASE WHEN b.discard THEN NULL ELSE u.totp_last_step END
+           FROM before b WHERE u.id = b.id
+           RETURNING u.id, u.email, u.full_name, u.is_admin, u.is_active, u.email_verified_at,
+                     u.totp_enabled_at IS NOT NULL AS "totp_enabled!", u.created_at,
+                     u.updated_at, b.first AS "first!""#,
+        id,
+        keep_credentials
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| Claimed {
+        first: r.first,
+        user: user_of_row!(r),
+    }))
+}
+
+/// Deletes accounts whose address nobody proved, created before `created_before`; returns
+/// how many. Their signup may have been anyone's, and a held address blocks its owner's own
+/// signup (they get "already registered" and must reset).
+pub async fn purge_unclaimed(
+    db: impl PgExecutor<'_>,
+    created_before: OffsetDateTime,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM users WHERE first_verified_at IS NULL AND created_at < $1",
+        created_before
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Stores a new TOTP secret, not yet enabled (enrolment started, or restarted).

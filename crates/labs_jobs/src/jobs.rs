@@ -34,8 +34,12 @@ pub enum Email {
     LoginCode { code: String, valid_minutes: u32 },
     /// The link to choose a new password.
     PasswordReset { link: String },
-    /// The password was changed (by a reset): every session was ended.
+    /// The password was changed (by a reset, or by its owner): the other sessions were ended.
     PasswordChanged {},
+    /// TOTP was turned off: the account is back to one factor.
+    TotpDisabled {},
+    /// New recovery codes were made: the old ones stopped working.
+    RecoveryCodesReplaced {},
 }
 
 // A job payload holds what its email needs, which for these messages is a secret (a link

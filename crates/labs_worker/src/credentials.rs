@@ -1,5 +1,9 @@
 //! The `purge_expired_credentials` job: deletes tokens, codes and sessions that can no longer
-//! be used, so that the credential tables stay the size of what is live.
+//! be used, so that the credential tables stay the size of what is live, and accounts whose
+//! address nobody verified in `LABS_UNVERIFIED_ACCOUNT_TTL` (their signup may have been
+//! anyone's: an address held by a stranger's signup is freed for its owner).
+
+use std::time::Duration;
 
 use labs_jobs::jobs::PurgeExpiredCredentials;
 use labs_jobs::{Handler, JobError};
@@ -10,11 +14,38 @@ use crate::WorkerContext;
 /// refresh-token reuse alert, a support question).
 const KEEP: time::Duration = time::Duration::days(7);
 
+/// The purge's settings (read by the worker role).
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[command(next_help_heading = "Accounts")]
+pub struct PurgeConfig {
+    /// How long an account may wait for its address to be verified before it is deleted.
+    #[arg(long, env = "LABS_UNVERIFIED_ACCOUNT_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub unverified_account_ttl: Duration,
+}
+
+impl Default for PurgeConfig {
+    fn default() -> Self {
+        Self {
+            unverified_account_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
 impl Handler<WorkerContext> for PurgeExpiredCredentials {
     /// Idempotent: deleting what is already gone deletes nothing.
     async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
         let deleted = labs_db::credentials::purge_expired(&ctx.db, KEEP).await?;
-        tracing::info!(deleted, "expired credentials purged");
+        let ttl = time::Duration::try_from(ctx.purge.unverified_account_ttl)
+            .unwrap_or(time::Duration::MAX);
+        let cutoff = time::OffsetDateTime::now_utc()
+            .checked_sub(ttl)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let accounts = labs_db::users::purge_unclaimed(&ctx.db, cutoff).await?;
+        tracing::info!(
+            deleted,
+            unverified_accounts = accounts,
+            "expired credentials purged"
+        );
         Ok(())
     }
 }

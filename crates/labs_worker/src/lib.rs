@@ -33,6 +33,8 @@ pub struct WorkerContext {
     pub queue: JobQueue,
     pub mailer: Mailer,
     pub relay: Arc<Relay>,
+    /// What the hourly purge deletes (default: the settings' defaults).
+    pub purge: credentials::PurgeConfig,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -50,6 +52,7 @@ impl WorkerContext {
             queue,
             mailer,
             relay: Arc::new(jobs(Relay::default())),
+            purge: credentials::PurgeConfig::default(),
         }
     }
 }

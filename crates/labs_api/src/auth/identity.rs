@@ -8,7 +8,6 @@ use labs_db::users::User;
 use labs_http::ApiError;
 use uuid::Uuid;
 
-use super::session::ACCESS_COOKIE;
 use crate::ApiState;
 
 /// The authenticated caller. Extracting it answers 401 when there is no valid token, or when
@@ -96,7 +95,7 @@ pub(crate) async fn authenticate(
                 }
             }
         }
-        None => match cookie(headers, ACCESS_COOKIE) {
+        None => match cookie(headers, &state.auth.cookies.access)? {
             Some(token) => token,
             None => return Ok(None),
         },
@@ -129,15 +128,26 @@ pub(crate) async fn authenticate(
     }))
 }
 
-/// The value of cookie `name`, if the request sent it.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+/// The value of cookie `name`, if the request sent it; 400 if it sent it twice.
+///
+/// Two cookies of one name reach us when another site of the same domain planted one with a
+/// wider `Domain` or another `Path` (cookie tossing): taking the first, as most parsers do,
+/// would let it choose the session. Refused instead, whatever the order.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
-        .filter(|value| !value.is_empty())
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'));
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest {
+            code: "duplicate-cookie",
+            detail: "The request carries a session cookie twice: clear this site's cookies and log in again.",
+        });
+    }
+    Ok(first.filter(|value| !value.is_empty()))
 }

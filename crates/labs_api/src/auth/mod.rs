@@ -32,6 +32,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(otp::verify_otp))
         .routes(routes!(password::initiate_password_reset))
         .routes(routes!(password::reset_password))
+        .routes(routes!(password::change_password))
         .routes(routes!(totp::enroll_totp))
         .routes(routes!(totp::confirm_totp))
         .routes(routes!(totp::disable_totp))

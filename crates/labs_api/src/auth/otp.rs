@@ -39,33 +39,32 @@ pub(crate) async fn initiate_otp_email(
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
     let mut tx = state.app.db.begin().await?;
-    if let Some(found) = active_account(&mut *tx, &request.email).await? {
-        let code = six_digit_code();
-        let config = &state.auth.config;
-        let hash = state
-            .auth
-            .keys
-            .codes
-            .hash(PURPOSE, found.user.id.as_bytes(), &code);
-        labs_db::credentials::replace_email_otp(
-            &mut *tx,
-            found.user.id,
-            &hash,
-            OffsetDateTime::now_utc() + config.email_otp_ttl,
-        )
-        .await?;
-        let valid_minutes =
-            u32::try_from(config.email_otp_ttl.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
-        mail::queue(
-            &mut tx,
-            &found.user.email,
-            Message::LoginCode {
-                code,
-                valid_minutes,
-            },
-        )
-        .await?;
-    }
+    // An address without an account goes through the same statements, which store and send
+    // nothing: the answer's timing does not tell the two apart.
+    let subject = active_account(&mut *tx, &request.email)
+        .await?
+        .map(|found| found.user.id);
+    let code = six_digit_code();
+    let config = &state.auth.config;
+    let hash = state
+        .auth
+        .keys
+        .codes
+        .hash(PURPOSE, subject.unwrap_or_default().as_bytes(), &code);
+    labs_db::credentials::replace_email_otp(
+        &mut *tx,
+        subject,
+        &hash,
+        OffsetDateTime::now_utc() + config.email_otp_ttl,
+    )
+    .await?;
+    let valid_minutes =
+        u32::try_from(config.email_otp_ttl.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
+    let email = Message::LoginCode {
+        code,
+        valid_minutes,
+    };
+    mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
     tx.commit().await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
@@ -95,9 +94,11 @@ const INVALID_CODE: ApiError = ApiError::Unauthorized {
 
 /// Log in with an emailed code.
 ///
-/// Each code works once, until it expires, and dies after 5 wrong tries (by default). Logging
-/// in this way proves the address, so it also verifies it. Accounts with TOTP on answer 403
-/// `mfa-required`, as the password login does.
+/// Each code works once, until it expires, and dies after 5 tries (by default). Logging in
+/// this way proves the address, so it also verifies it; on an account whose address was never
+/// verified, it also discards what its signup set (password, TOTP, sessions), since whoever
+/// signed up may not own the address. Accounts with TOTP on answer 403 `mfa-required`, as the
+/// password login does.
 #[utoipa::path(
     post,
     path = "/otp/verify",
@@ -117,32 +118,36 @@ pub(crate) async fn verify_otp(
 ) -> Result<Response, ApiError> {
     limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
     let mut tx = state.app.db.begin().await?;
-    let found = labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None)
+    let subject = active_account(&mut *tx, &request.email)
         .await?
-        .filter(|found| found.user.is_active)
-        .ok_or(INVALID_CODE)?;
-    let user_id = found.user.id;
-    let otp = labs_db::credentials::lock_email_otp(&mut tx, user_id)
-        .await?
-        .ok_or(INVALID_CODE)?;
-    let usable = otp.attempts < state.auth.config.max_code_attempts
-        && otp.expires_at > OffsetDateTime::now_utc();
+        .map(|found| found.user.id);
+    // The attempt is counted before the code is checked, in one statement, so concurrent
+    // guesses cannot exceed the cap. An unknown address runs the same statement (which finds
+    // nothing), and a wrong code costs the same either way.
+    let stored = labs_db::credentials::attempt_email_otp(
+        &mut *tx,
+        subject,
+        state.auth.config.max_code_attempts,
+    )
+    .await?;
     let right = state.auth.keys.codes.matches(
         PURPOSE,
-        user_id.as_bytes(),
+        subject.unwrap_or_default().as_bytes(),
         request.code.trim(),
-        &otp.code_hash,
+        stored.as_deref().unwrap_or_default(),
     );
-    if !(usable && right) {
-        labs_db::credentials::fail_email_otp(&mut *tx, user_id).await?;
+    let (Some(user_id), Some(_), true) = (subject, &stored, right) else {
         tx.commit().await?;
         metrics::counter!("labs_auth_logins_total", "method" => "email_otp", "outcome" => "failure").increment(1);
         return Err(INVALID_CODE);
-    }
+    };
     labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
-    let user = labs_db::users::mark_verified(&mut *tx, user_id)
+    let claimed = labs_db::users::claim(&mut *tx, user_id, false)
         .await?
         .ok_or(INVALID_CODE)?;
     tx.commit().await?;
-    complete_login(&state, &user, "email_otp", request.set_cookies).await
+    if claimed.first {
+        tracing::info!(user = %user_id, "address claimed by email code: what its signup set was discarded");
+    }
+    complete_login(&state, &claimed.user, "email_otp", request.set_cookies).await
 }

@@ -131,36 +131,39 @@ pub(crate) async fn signup_user(
         is_admin: false,
         verified: false,
     };
-    match labs_db::users::insert(&mut *tx, &new).await? {
-        Some(user) => send_verification(&state, &mut tx, user.id, &user.email).await?,
-        None => {
-            let existing =
-                labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None).await?;
-            if let Some(existing) = existing.filter(|found| found.user.is_active) {
-                let token =
-                    new_one_time_token(&state, &mut tx, existing.user.id, Purpose::ResetPassword)
-                        .await?;
-                let reset_link = mail::link(&state, "reset-password", &token);
-                mail::queue(
-                    &mut tx,
-                    &existing.user.email,
-                    Message::AlreadyRegistered { reset_link },
-                )
-                .await?;
-            }
+    // One statement creates the account or finds the one holding the address (which it never
+    // changes); then, either way, one token and one email: the same work for a free address
+    // and a taken one.
+    let outcome = labs_db::users::signup(&mut *tx, &new).await?;
+    let created = outcome.is_some_and(|outcome| outcome.created);
+    let (subject, purpose) = match outcome {
+        Some(outcome) if outcome.created => (Some(outcome.id), Purpose::VerifyEmail),
+        Some(outcome) if outcome.is_active => (Some(outcome.id), Purpose::ResetPassword),
+        _ => (None, Purpose::ResetPassword),
+    };
+    let token = new_one_time_token(&state, &mut tx, subject, purpose).await?;
+    let email = if created {
+        Message::VerifyEmail {
+            link: mail::link(&state, "verify-email", &token),
         }
-    }
+    } else {
+        Message::AlreadyRegistered {
+            reset_link: mail::link(&state, "reset-password", &token),
+        }
+    };
+    mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
     tx.commit().await?;
     Ok(accepted(
         "If this address can be used, a message is on its way to it.",
     ))
 }
 
-/// Stores a new one-time token for `purpose` (voiding earlier ones) and returns it.
+/// Stores a new one-time token of `user_id` for `purpose` (voiding earlier ones) and returns
+/// it. With `None` (an address without an account), the same work stores nothing.
 pub(crate) async fn new_one_time_token(
     state: &ApiState,
     tx: &mut PgConnection,
-    user_id: Uuid,
+    user_id: Option<Uuid>,
     purpose: Purpose,
 ) -> Result<OpaqueToken, ApiError> {
     let config = &state.auth.config;
@@ -171,7 +174,7 @@ pub(crate) async fn new_one_time_token(
     };
     let token = OpaqueToken::generate();
     labs_db::credentials::replace_one_time_token(
-        tx,
+        &mut *tx,
         &token.hash(),
         user_id,
         purpose,
@@ -181,15 +184,17 @@ pub(crate) async fn new_one_time_token(
     Ok(token)
 }
 
+/// A new verification link for `user_id`, emailed to `email`; with `None`, the same work
+/// sending nothing.
 async fn send_verification(
     state: &ApiState,
     tx: &mut PgConnection,
-    user_id: Uuid,
+    user_id: Option<Uuid>,
     email: &str,
 ) -> Result<(), ApiError> {
     let token = new_one_time_token(state, tx, user_id, Purpose::VerifyEmail).await?;
     let link = mail::link(state, "verify-email", &token);
-    mail::queue(tx, email, Message::VerifyEmail { link }).await
+    mail::queue_if(tx, user_id.is_some(), email, Message::VerifyEmail { link }).await
 }
 
 /// An email address.
@@ -222,23 +227,29 @@ pub(crate) async fn initiate_verification_email(
     )
     .await?;
     let mut tx = state.app.db.begin().await?;
-    if let Some(found) = active_account(&mut *tx, &request.email).await?
-        && found.user.email_verified_at.is_none()
-    {
-        send_verification(&state, &mut tx, found.user.id, &found.user.email).await?;
-    }
+    let subject = active_account(&mut *tx, &request.email)
+        .await?
+        .filter(|found| found.user.email_verified_at.is_none())
+        .map(|found| found.user.id);
+    send_verification(&state, &mut tx, subject, request.email.as_str()).await?;
     tx.commit().await?;
     Ok(accepted(
         "If this address has an unverified account, a new link is on its way.",
     ))
 }
 
-/// A token from an email link.
+/// The token of a verification link, with the password the account was created with.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenRequest {
+pub struct VerifyEmailRequest {
     /// The `token` parameter of the link.
     pub token: String,
+    /// The password chosen at signup. Required when the account has one: the link proves
+    /// control of the address, the password proves that whoever follows it also created the
+    /// account.
+    #[serde(default)]
+    #[schema(max_length = 512)]
+    pub password: Option<String>,
 }
 
 /// 401 like every other credential that does not hold (a link token is one).
@@ -247,37 +258,75 @@ pub(crate) const INVALID_LINK: ApiError = ApiError::Unauthorized {
     detail: "This link is invalid, expired or already used: ask for a new one.",
 };
 
+const NOT_THE_SIGNUP_PASSWORD: ApiError = ApiError::Unauthorized {
+    code: "invalid-credentials",
+    detail: "This is not the password the account was created with. If you did not create it, \
+             choose a new password with a password reset instead.",
+};
+
 /// Verify an email address.
 ///
-/// Uses the token of the verification link (once).
+/// Uses the token of the verification link (once), with the password chosen at signup (the
+/// page the link opens asks for it). Someone else may have signed up with this address: the
+/// address's owner who does not know that password resets it instead, which discards what
+/// the signup set. A token dies after 5 wrong passwords (by default).
 #[utoipa::path(
     post,
     path = "/verify",
     tag = "auth",
-    request_body = TokenRequest,
+    request_body = VerifyEmailRequest,
     responses(
         (status = 200, description = "Verified", body = UserOut),
-        (status = 401, description = "Invalid, expired or used token"),
+        (status = 401, description = "Invalid, expired or used token, or not the signup's password"),
+        (status = 422, description = "`password` is missing and the account has one"),
+        (status = 429, description = "Too many attempts"),
     ),
 )]
 pub(crate) async fn verify_user(
     State(state): State<ApiState>,
-    Json(request): Json<TokenRequest>,
+    ip: ClientIp,
+    Json(request): Json<VerifyEmailRequest>,
 ) -> Result<Json<UserOut>, ApiError> {
-    let mut tx = state.app.db.begin().await?;
-    let user_id = labs_db::credentials::consume_one_time_token(
-        &mut *tx,
-        &hash_token(&request.token),
+    limits::check(&state, Family::Verification, ip, None).await?;
+    let token_hash = hash_token(&request.token);
+    let user_id = labs_db::credentials::attempt_one_time_token(
+        &state.app.db,
+        &token_hash,
         Purpose::VerifyEmail,
-        i32::MAX,
+        state.auth.config.max_code_attempts,
     )
     .await?
     .ok_or(INVALID_LINK)?;
-    let user = labs_db::users::mark_verified(&mut *tx, user_id)
+    let found = labs_db::users::credentials(&state.app.db, None, Some(user_id))
+        .await?
+        .ok_or(INVALID_LINK)?;
+    if let Some(stored) = found.password_hash {
+        let password = request.password.ok_or_else(|| {
+            ApiError::InvalidBody(
+                "`password` is required: type the password this account was created with."
+                    .to_owned(),
+            )
+        })?;
+        if password.len() > labs_domain::password::MAX_BYTES {
+            return Err(NOT_THE_SIGNUP_PASSWORD);
+        }
+        let hasher = state.auth.keys.passwords.clone();
+        let verification =
+            blocking(&state, move || hasher.verify(&password, Some(&stored))).await?;
+        if !matches!(verification, Verification::Valid { .. }) {
+            return Err(NOT_THE_SIGNUP_PASSWORD);
+        }
+    }
+    let mut tx = state.app.db.begin().await?;
+    labs_db::credentials::use_one_time_token(&mut *tx, &token_hash, Purpose::VerifyEmail)
+        .await?
+        .ok_or(INVALID_LINK)?;
+    // Whoever follows the link knows the signup's password: its credentials are theirs.
+    let claimed = labs_db::users::claim(&mut *tx, user_id, true)
         .await?
         .ok_or(INVALID_LINK)?;
     tx.commit().await?;
-    Ok(Json(user.into()))
+    Ok(Json(claimed.user.into()))
 }
 
 /// Email and password.
@@ -432,7 +481,8 @@ pub(crate) async fn complete_login(
     }
     if user.totp_enabled {
         let mut tx = state.app.db.begin().await?;
-        let challenge = new_one_time_token(state, &mut tx, user.id, Purpose::MfaChallenge).await?;
+        let challenge =
+            new_one_time_token(state, &mut tx, Some(user.id), Purpose::MfaChallenge).await?;
         tx.commit().await?;
         metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "mfa_required").increment(1);
         let mut extensions = serde_json::Map::new();
@@ -487,12 +537,13 @@ pub(crate) async fn initiate_password_reset(
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check(&state, Family::Reset, ip, Some(request.email.as_str())).await?;
     let mut tx = state.app.db.begin().await?;
-    if let Some(found) = active_account(&mut *tx, &request.email).await? {
-        let token =
-            new_one_time_token(&state, &mut tx, found.user.id, Purpose::ResetPassword).await?;
-        let link = mail::link(&state, "reset-password", &token);
-        mail::queue(&mut tx, &found.user.email, Message::PasswordReset { link }).await?;
-    }
+    let subject = active_account(&mut *tx, &request.email)
+        .await?
+        .map(|found| found.user.id);
+    let token = new_one_time_token(&state, &mut tx, subject, Purpose::ResetPassword).await?;
+    let link = mail::link(&state, "reset-password", &token);
+    let email = Message::PasswordReset { link };
+    mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
     tx.commit().await?;
     Ok(accepted(
         "If this address has an account, a reset link is on its way.",
@@ -510,7 +561,9 @@ pub struct ResetPasswordRequest {
 /// Choose a new password.
 ///
 /// Uses the reset link's token (once), sets the password, verifies the email (the link
-/// proved it), and ends every session of the account.
+/// proved it), and ends every session of the account. On an account whose address was never
+/// verified, it also turns off the TOTP its signup may have set: nothing set before the
+/// address's owner took it over survives.
 #[utoipa::path(
     post,
     path = "/password-reset/confirm",
@@ -529,14 +582,18 @@ pub(crate) async fn reset_password(
     limits::check(&state, Family::Reset, ip, None).await?;
     let password_hash = hash_password(&state, &request.new_password).await?;
     let mut tx = state.app.db.begin().await?;
-    let user_id = labs_db::credentials::consume_one_time_token(
+    let user_id = labs_db::credentials::use_one_time_token(
         &mut *tx,
         &hash_token(&request.token),
         Purpose::ResetPassword,
-        i32::MAX,
     )
     .await?
     .ok_or(INVALID_LINK)?;
+    // First the claim (which discards a never-verified account's credentials), then the new
+    // password.
+    labs_db::users::claim(&mut *tx, user_id, false)
+        .await?
+        .ok_or(INVALID_LINK)?;
     let changes = UserChanges {
         password_hash: Some(&password_hash),
         ..UserChanges::default()
@@ -544,12 +601,91 @@ pub(crate) async fn reset_password(
     let user = labs_db::users::update(&mut *tx, user_id, &changes)
         .await?
         .ok_or(INVALID_LINK)?;
-    labs_db::users::mark_verified(&mut *tx, user_id).await?;
     let ended =
         labs_db::credentials::revoke_all_sessions(&mut *tx, user_id, "password reset").await?;
     labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
     mail::queue(&mut tx, &user.email, Message::PasswordChanged {}).await?;
     tx.commit().await?;
     tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The current password and a new one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password now. Omit it only if the account has none (it logs in by email code).
+    #[serde(default)]
+    #[schema(max_length = 512)]
+    pub current_password: Option<String>,
+    pub new_password: Password,
+}
+
+const WRONG_CURRENT_PASSWORD: ApiError = ApiError::Unauthorized {
+    code: "invalid-credentials",
+    detail: "The current password is wrong.",
+};
+
+/// Change the password.
+///
+/// Needs a fresh login and the current password (an account without one, which logs in by
+/// email code, sets its first). Ends every other session of the account and tells its owner
+/// by email.
+#[utoipa::path(
+    post,
+    path = "/password",
+    tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed; the other sessions were ended"),
+        (status = 401, description = "Not authenticated, or the current password is wrong"),
+        (status = 403, description = "`fresh-login-required`"),
+        (status = 422, description = "The new password does not meet the policy"),
+        (status = 429, description = "Too many attempts"),
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn change_password(
+    State(state): State<ApiState>,
+    ip: ClientIp,
+    caller: CurrentUser,
+    Json(request): Json<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_fresh()?;
+    let user_id = caller.user.id;
+    limits::check(&state, Family::Login, ip, Some(&user_id.to_string())).await?;
+    let found = labs_db::users::credentials(&state.app.db, None, Some(user_id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if let Some(stored) = found.password_hash {
+        let current = request
+            .current_password
+            .filter(|current| current.len() <= labs_domain::password::MAX_BYTES)
+            .ok_or(WRONG_CURRENT_PASSWORD)?;
+        let hasher = state.auth.keys.passwords.clone();
+        let verification = blocking(&state, move || hasher.verify(&current, Some(&stored))).await?;
+        if !matches!(verification, Verification::Valid { .. }) {
+            return Err(WRONG_CURRENT_PASSWORD);
+        }
+    }
+    let password_hash = hash_password(&state, &request.new_password).await?;
+    let mut tx = state.app.db.begin().await?;
+    let changes = UserChanges {
+        password_hash: Some(&password_hash),
+        ..UserChanges::default()
+    };
+    labs_db::users::update(&mut *tx, user_id, &changes)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let ended = labs_db::credentials::revoke_other_sessions(
+        &mut *tx,
+        user_id,
+        caller.session_id,
+        "password changed",
+    )
+    .await?;
+    mail::queue(&mut tx, &found.user.email, Message::PasswordChanged {}).await?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, sessions_ended = ended, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }

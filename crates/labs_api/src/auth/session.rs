@@ -1,6 +1,8 @@
 //! Sessions: starting one after a credential check, rotating its refresh token, ending it.
 //! Tokens travel in the JSON body, or, for browsers that ask for it, in `HttpOnly; Secure;
-//! SameSite=Lax` cookies (then the refresh token is never readable by scripts).
+//! SameSite=Lax` cookies named `__Host-...` (then neither token is ever readable by scripts:
+//! the body carries neither). A session lives at most `LABS_SESSION_MAX_LIFETIME` from its
+//! login, however often its refresh token is rotated.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,15 +19,14 @@ use uuid::Uuid;
 use super::identity::{authenticate, cookie};
 use crate::ApiState;
 
-pub(crate) const ACCESS_COOKIE: &str = "labs_access";
-pub(crate) const REFRESH_COOKIE: &str = "labs_refresh";
-
 /// Tokens, in OAuth 2.0's own field names (RFC 6749 §5.1): the one place where our JSON is
 /// not camelCase, so that OAuth clients and the docs' "Authorize" button understand it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
-    /// A signed JWT for `Authorization: Bearer`.
-    pub access_token: String,
+    /// A signed JWT for `Authorization: Bearer`. Absent when the tokens were set as cookies
+    /// (a script then has no token to leak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
     /// Always `bearer`.
     pub token_type: String,
     /// Seconds until the access token expires.
@@ -47,19 +48,24 @@ pub(crate) struct Tokens {
 pub(crate) async fn start(state: &ApiState, user_id: Uuid) -> Result<Tokens, ApiError> {
     let session_id = Uuid::now_v7();
     let refresh = OpaqueToken::generate();
+    let now = OffsetDateTime::now_utc();
     labs_db::credentials::start_session(
         &state.app.db,
         session_id,
         user_id,
         &refresh.hash(),
-        refresh_expiry(state),
+        refresh_expiry(state, now),
     )
     .await?;
     issue(state, user_id, session_id, refresh, true)
 }
 
-fn refresh_expiry(state: &ApiState) -> OffsetDateTime {
-    OffsetDateTime::now_utc() + state.auth.config.refresh_token_ttl
+/// A new refresh token's expiry in a session that began at `session_start`: its own lifetime,
+/// cut at the session's absolute end.
+fn refresh_expiry(state: &ApiState, session_start: OffsetDateTime) -> OffsetDateTime {
+    let config = &state.auth.config;
+    (OffsetDateTime::now_utc() + config.refresh_token_ttl)
+        .min(session_start + config.session_max_lifetime)
 }
 
 fn issue(
@@ -83,12 +89,13 @@ fn issue(
 /// The answer carrying `tokens`: in the body, or as cookies when `cookies` is set.
 pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Response {
     let mut headers = HeaderMap::new();
+    let names = &state.auth.cookies;
     if cookies {
         let refresh_ttl = state.auth.config.refresh_token_ttl.as_secs();
         set_cookie(
             &mut headers,
             state,
-            ACCESS_COOKIE,
+            &names.access,
             &tokens.access,
             "/",
             tokens.expires_in,
@@ -96,15 +103,15 @@ pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Respons
         set_cookie(
             &mut headers,
             state,
-            REFRESH_COOKIE,
+            &names.refresh,
             tokens.refresh.as_str(),
-            &state.auth.auth_path,
+            &names.refresh_path,
             refresh_ttl,
         );
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let body = TokenResponse {
-        access_token: tokens.access,
+        access_token: (!cookies).then_some(tokens.access),
         token_type: "bearer".to_owned(),
         expires_in: tokens.expires_in,
         refresh_token: (!cookies).then(|| tokens.refresh.as_str().to_owned()),
@@ -133,15 +140,9 @@ fn set_cookie(
 }
 
 fn clear_cookies(headers: &mut HeaderMap, state: &ApiState) {
-    set_cookie(headers, state, ACCESS_COOKIE, "", "/", 0);
-    set_cookie(
-        headers,
-        state,
-        REFRESH_COOKIE,
-        "",
-        &state.auth.auth_path.clone(),
-        0,
-    );
+    let names = &state.auth.cookies;
+    set_cookie(headers, state, &names.access, "", "/", 0);
+    set_cookie(headers, state, &names.refresh, "", &names.refresh_path, 0);
 }
 
 /// A refresh token, from the body or from the refresh cookie.
@@ -162,7 +163,9 @@ const INVALID_REFRESH: ApiError = ApiError::Unauthorized {
 ///
 /// The refresh token is rotated: the answer holds a new one and the old one is used up.
 /// Presenting a used refresh token again is treated as theft: its whole session is revoked
-/// (every token of it, for whoever holds them), and the client must log in again.
+/// (every token of it, for whoever holds them), and the client must log in again. A session
+/// ends `LABS_SESSION_MAX_LIFETIME` (30 days by default) after its login, however often it
+/// is refreshed.
 #[utoipa::path(
     post,
     path = "/refresh",
@@ -181,7 +184,7 @@ pub(crate) async fn refresh_jwt_token(
     let (presented, via_cookie) = match request.refresh_token {
         Some(token) => (token, false),
         None => (
-            cookie(&headers, REFRESH_COOKIE)
+            cookie(&headers, &state.auth.cookies.refresh)?
                 .ok_or(INVALID_REFRESH)?
                 .to_owned(),
             true,
@@ -201,7 +204,9 @@ pub(crate) async fn refresh_jwt_token(
         tracing::warn!(session = %found.session_id, user = %found.user_id, "refresh token reused: session revoked");
         return Err(INVALID_REFRESH);
     }
-    if found.session_revoked || found.expires_at <= OffsetDateTime::now_utc() {
+    let now = OffsetDateTime::now_utc();
+    let session_end = found.session_started_at + state.auth.config.session_max_lifetime;
+    if found.session_revoked || found.expires_at <= now || session_end <= now {
         return Err(INVALID_REFRESH);
     }
     // Deactivated accounts do not get new tokens.
@@ -217,7 +222,7 @@ pub(crate) async fn refresh_jwt_token(
         &mut *tx,
         &next.hash(),
         found.session_id,
-        refresh_expiry(&state),
+        refresh_expiry(&state, found.session_started_at),
     )
     .await?;
     tx.commit().await?;
@@ -262,10 +267,11 @@ pub(crate) async fn logout_user(
     let (user_id, session_id) = match authenticate(&headers, &state).await? {
         Some(caller) => (caller.user.id, caller.session_id),
         None => {
+            let from_cookie = cookie(&headers, &state.auth.cookies.refresh)?;
             let presented = request
                 .refresh_token
                 .as_deref()
-                .or_else(|| cookie(&headers, REFRESH_COOKIE))
+                .or(from_cookie)
                 .ok_or(INVALID_REFRESH)?;
             let mut tx = state.app.db.begin().await?;
             let found = labs_db::credentials::lock_refresh_token(&mut tx, &hash_token(presented))

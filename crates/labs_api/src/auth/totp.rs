@@ -19,7 +19,8 @@ use utoipa::ToSchema;
 use super::identity::CurrentUser;
 use super::limits::{self, ClientIp, Family};
 use super::session::{self, TokenResponse};
-use crate::ApiState;
+use crate::{ApiState, mail};
+use labs_jobs::jobs::Email as Message;
 
 const RECOVERY_PURPOSE: &str = "recovery_code";
 const RECOVERY_CODES: usize = 10;
@@ -245,7 +246,7 @@ pub(crate) async fn confirm_totp(
 
 /// Turn TOTP off.
 ///
-/// Needs a fresh login and a current TOTP code or a recovery code.
+/// Needs a fresh login and a current TOTP code or a recovery code. Tells the owner by email.
 #[utoipa::path(
     post,
     path = "/totp/disable",
@@ -277,6 +278,7 @@ pub(crate) async fn disable_totp(
     let mut tx = state.app.db.begin().await?;
     labs_db::users::disable_totp(&mut *tx, caller.user.id).await?;
     labs_db::credentials::delete_recovery_codes(&mut *tx, caller.user.id).await?;
+    mail::queue(&mut tx, &caller.user.email, Message::TotpDisabled {}).await?;
     tx.commit().await?;
     tracing::info!(user = %caller.user.id, "TOTP turned off");
     Ok(StatusCode::NO_CONTENT)
@@ -284,7 +286,8 @@ pub(crate) async fn disable_totp(
 
 /// Replace the recovery codes.
 ///
-/// Needs a fresh login and a current TOTP code. The old codes stop working.
+/// Needs a fresh login and a current TOTP code. The old codes stop working. Tells the owner by
+/// email.
 #[utoipa::path(
     post,
     path = "/totp/recovery-codes",
@@ -315,7 +318,14 @@ pub(crate) async fn regenerate_recovery_codes(
     }
     let mut tx = state.app.db.begin().await?;
     let recovery_codes = new_recovery_codes(&state, &mut tx, caller.user.id).await?;
+    mail::queue(
+        &mut tx,
+        &caller.user.email,
+        Message::RecoveryCodesReplaced {},
+    )
+    .await?;
     tx.commit().await?;
+    tracing::info!(user = %caller.user.id, "recovery codes replaced");
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
@@ -361,12 +371,13 @@ pub(crate) async fn verify_totp(
 ) -> Result<Response, ApiError> {
     limits::check(&state, Family::Totp, ip, None).await?;
     let challenge = hash_token(&request.mfa_token);
-    let max = state.auth.config.max_code_attempts;
-    let user_id = labs_db::credentials::peek_one_time_token(
+    // The attempt is claimed before the code is checked, in one conditional statement: of any
+    // number of concurrent requests on one challenge, at most `max_code_attempts` are checked.
+    let user_id = labs_db::credentials::attempt_one_time_token(
         &state.app.db,
         &challenge,
         Purpose::MfaChallenge,
-        max,
+        state.auth.config.max_code_attempts,
     )
     .await?
     .ok_or(INVALID_CHALLENGE)?;
@@ -376,20 +387,14 @@ pub(crate) async fn verify_totp(
         .filter(|found| found.user.is_active && found.user.totp_enabled)
         .ok_or(INVALID_CHALLENGE)?;
     if !check_second_factor(&state, &found, &request.code, true).await? {
-        labs_db::credentials::fail_one_time_token(&state.app.db, &challenge).await?;
         metrics::counter!("labs_auth_logins_total", "method" => "totp", "outcome" => "failure")
             .increment(1);
         return Err(WRONG_CODE);
     }
     // Used once: a second exchange of the same challenge finds nothing.
-    labs_db::credentials::consume_one_time_token(
-        &state.app.db,
-        &challenge,
-        Purpose::MfaChallenge,
-        max,
-    )
-    .await?
-    .ok_or(INVALID_CHALLENGE)?;
+    labs_db::credentials::use_one_time_token(&state.app.db, &challenge, Purpose::MfaChallenge)
+        .await?
+        .ok_or(INVALID_CHALLENGE)?;
     metrics::counter!("labs_auth_logins_total", "method" => "totp", "outcome" => "success")
         .increment(1);
     let tokens = session::start(&state, user_id).await?;

@@ -103,7 +103,27 @@ fn content(email: &Email) -> Content<'_> {
             template: "password_changed",
             subject: "Your password was changed",
             paragraphs: vec![
-                "The password of your account was just changed, and every device was signed out.".to_owned(),
+                "The password of your account was just changed, and your other devices were signed out.".to_owned(),
+                "If this was not you, reset your password now and contact us.".to_owned(),
+            ],
+            code: None,
+            action: None,
+        },
+        Email::TotpDisabled {} => Content {
+            template: "totp_disabled",
+            subject: "Two-factor authentication was turned off",
+            paragraphs: vec![
+                "Two-factor authentication (TOTP) was just turned off for your account: a password alone now logs in.".to_owned(),
+                "If this was not you, reset your password now, turn two-factor authentication back on, and contact us.".to_owned(),
+            ],
+            code: None,
+            action: None,
+        },
+        Email::RecoveryCodesReplaced {} => Content {
+            template: "recovery_codes_replaced",
+            subject: "New recovery codes were made",
+            paragraphs: vec![
+                "New recovery codes were just made for your account; the old ones no longer work.".to_owned(),
                 "If this was not you, reset your password now and contact us.".to_owned(),
             ],
             code: None,
