@@ -19,7 +19,10 @@ log=$(mktemp)
 export PGOPTIONS="-c client_min_messages=warning"
 psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)'
 
-settings=(LABS_BIND="127.0.0.1:$port" DATABASE_URL="$database" LABS_LOG_FORMAT=json)
+# The metrics listener on a free port too, and rate-limit budgets of its own: a development
+# server (`cargo run -- serve`) may be running on the default ports and the shared Redis.
+settings=(LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:0" DATABASE_URL="$database"
+  LABS_LOG_FORMAT=json LABS_RATE_LIMIT_NAMESPACE="labs:rl:fuzz:$$")
 processes=()
 # template:begin stripe
 # The billing endpoints call Stripe: point them at a local stand-in of its three endpoints.

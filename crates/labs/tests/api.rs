@@ -270,6 +270,7 @@ fn every_operation_is_named_after_its_handler_and_summarised_by_its_first_doc_li
         ("/auth/otp/verify", "post", "verify_otp"),
         ("/auth/password-reset", "post", "initiate_password_reset"),
         ("/auth/password-reset/confirm", "post", "reset_password"),
+        ("/auth/password", "post", "change_password"),
         ("/auth/totp/enroll", "post", "enroll_totp"),
         ("/auth/totp/confirm", "post", "confirm_totp"),
         ("/auth/totp/disable", "post", "disable_totp"),

@@ -1236,6 +1236,23 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
     assert_eq!(renamed.status, StatusCode::OK);
     assert_eq!(renamed.json()["fullName"], "Robert");
     assert_eq!(renamed.json()["isAdmin"], true);
+    assert_eq!(
+        renamed.json()["emailVerified"],
+        true,
+        "same address: still verified"
+    );
+    // A new address is not verified by the admin who typed it: its owner proves it.
+    let moved = call(
+        &app,
+        "PATCH",
+        &format!("/api/users/{bob}"),
+        Some(json!({"email": "robert@example.com"})),
+        &as_admin,
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    assert_eq!(moved.json()["email"], "robert@example.com");
+    assert_eq!(moved.json()["emailVerified"], false);
     let clash = call(
         &app,
         "PATCH",

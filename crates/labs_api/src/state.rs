@@ -37,7 +37,8 @@ pub struct AuthConfig {
     #[arg(long, env = "LABS_EMAIL_OTP_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub email_otp_ttl: Duration,
 
-    /// Wrong guesses allowed against one login code (or one MFA challenge) before it dies.
+    /// Attempts allowed against one login code, MFA challenge or verification link (each
+    /// counted before it is checked, so concurrent requests cannot exceed it) before it dies.
     #[arg(long, env = "LABS_MAX_CODE_ATTEMPTS", default_value_t = 5)]
     pub max_code_attempts: i32,
 

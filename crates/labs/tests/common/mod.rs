@@ -166,6 +166,9 @@ impl Labs {
             .env("LABS_METRICS_BIND", "127.0.0.1:0")
             .env("LABS_LOG_FORMAT", "json")
             .env("REDIS_URL", shared_redis_url())
+            // Budgets of its own: every run of the suite logs in as the same test accounts,
+            // and the shared Redis keeps their counts for the window (15 minutes).
+            .env("LABS_RATE_LIMIT_NAMESPACE", labs_testkit::unique_name("rl"))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -269,13 +272,17 @@ impl Drop for Labs {
     }
 }
 
-/// Runs `labs` with `args` to completion: (exit status, stdout, stderr).
+/// Runs `labs` with `args` to completion: (exit status, stdout, stderr). Listeners default to
+/// free ports, so that a command that gets as far as binding never takes the development
+/// server's 8080 or 9090 (`cargo run -- serve` may be running beside the tests).
 pub fn run_labs(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let output = Command::new(LABS)
         .args(args)
         .current_dir("/")
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
+        .env("LABS_BIND", "127.0.0.1:0")
+        .env("LABS_METRICS_BIND", "127.0.0.1:0")
         .envs(env.iter().copied())
         .output()
         .unwrap();

@@ -269,7 +269,7 @@ const NOT_THE_SIGNUP_PASSWORD: ApiError = ApiError::Unauthorized {
 /// Uses the token of the verification link (once), with the password chosen at signup (the
 /// page the link opens asks for it). Someone else may have signed up with this address: the
 /// address's owner who does not know that password resets it instead, which discards what
-/// the signup set. A token dies after 5 wrong passwords (by default).
+/// the signup set. A link allows 5 attempts (by default).
 #[utoipa::path(
     post,
     path = "/verify",
