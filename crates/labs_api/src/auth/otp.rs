@@ -115,7 +115,7 @@ pub(crate) async fn verify_otp(
     ip: ClientIp,
     Json(request): Json<OtpLoginRequest>,
 ) -> Result<Response, ApiError> {
-    limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
+    let guess = limits::guess(&state, Family::Otp, ip, request.email.as_str()).await?;
     let mut tx = state.app.db.begin().await?;
     let found = labs_db::users::credentials(&mut *tx, Some(request.email.as_str()), None)
         .await?
@@ -139,6 +139,7 @@ pub(crate) async fn verify_otp(
         metrics::counter!("labs_auth_logins_total", "method" => "email_otp", "outcome" => "failure").increment(1);
         return Err(INVALID_CODE);
     }
+    guess.succeeded(&state).await;
     labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
     let user = labs_db::users::mark_verified(&mut *tx, user_id)
         .await?
