@@ -222,6 +222,23 @@ impl Mail {
         Self { smtp, queue, stop }
     }
 
+    /// Waits for the first message and returns the 6-digit code on a line of its own.
+    async fn next_code(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(message) = self.smtp.messages().first() {
+                return message
+                    .lines()
+                    .map(str::trim)
+                    .find(|line| line.len() == 6 && line.bytes().all(|b| b.is_ascii_digit()))
+                    .unwrap_or_else(|| panic!("no code in {message}"))
+                    .to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no email within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `jobs` email jobs have run and nothing is left in the outbox or the queue.
     async fn drain(&self, db: &PgPool, jobs: i64) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -248,6 +265,43 @@ impl Drop for Mail {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn strangers_wrong_codes_do_not_stop_the_owner_logging_in_with_one(db: PgPool) {
+    let app = app_with(&db, &["--rate-limit-failures-per-client", "3/15m"]);
+    let mail = Mail::start(&db);
+    user(&db, "ada@example.com", true).await;
+
+    for stranger in 1..=10 {
+        let from = format!("198.51.100.{stranger}");
+        let guess = json!({"email": "ada@example.com", "code": "123456"});
+        for _ in 0..3 {
+            let answer = post_from(&app, &from, "/api/auth/otp/verify", guess.clone()).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{from}");
+        }
+        let refused = post_from(&app, &from, "/api/auth/otp/verify", guess).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{from}");
+    }
+
+    let owner = "203.0.113.7";
+    let asked = post_from(
+        &app,
+        owner,
+        "/api/auth/otp",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED);
+    let code = mail.next_code().await;
+    let answer = post_from(
+        &app,
+        owner,
+        "/api/auth/otp/verify",
+        json!({"email": "ada@example.com", "code": code}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
