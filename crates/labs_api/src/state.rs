@@ -103,7 +103,12 @@ pub struct AuthConfig {
 
     /// Length of the IPv6 prefix that counts as one client (a subscriber usually gets a whole
     /// /64); 128 counts each address apart.
-    #[arg(long, env = "LABS_RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128))]
+    #[arg(
+        long,
+        env = "LABS_RATE_LIMIT_IPV6_PREFIX",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u8).range(1..=128)
+    )]
     pub rate_limit_ipv6_prefix: u8,
 
     /// Emails sent to one address, of every kind together (read by the worker role, which
