@@ -111,6 +111,32 @@ async fn right_passwords_are_not_counted_as_failures(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn parallel_guesses_from_one_client_stay_within_its_budget(db: PgPool) {
+    let app = app_with(&db, &["--rate-limit-failures-per-client", "3/15m"]);
+    user(&db, "ada@example.com", true).await;
+
+    // Twelve guesses at once: each is counted before its hash, so no more than three are
+    // checked, however many are in flight.
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let app = app.clone();
+        guesses.spawn(async move {
+            login_from(&app, "198.51.100.1", "ada@example.com", "wrong password").await
+        });
+    }
+    let statuses = guesses.join_all().await;
+    let checked = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (3, 9), "{statuses:?}");
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_account_ceiling_stops_guessing_from_many_clients(db: PgPool) {
     let app = app_with(&db, &["--rate-limit-failures-per-account", "5/15m"]);
     user(&db, "ada@example.com", true).await;
