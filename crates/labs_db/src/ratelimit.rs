@@ -8,6 +8,8 @@
 //!
 //! [`refund`] gives one request back: callers that count a guess *before* checking it (so that
 //! parallel guesses cannot slip past the limit) take it back when the guess was right.
+//! [`remember`] and [`remembered`] keep a subject seen to succeed (a client that logged in to
+//! an account), which a caller may exempt from a limit.
 
 use std::time::Duration;
 
@@ -120,6 +122,28 @@ pub async fn refund(
         .invoke_async(redis)
         .await?;
     Ok(())
+}
+
+/// Remembers `key` for `ttl`.
+pub async fn remember(
+    redis: &mut RedisConnection,
+    key: &str,
+    ttl: Duration,
+) -> redis::RedisResult<()> {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    redis::cmd("SET")
+        .arg(key)
+        .arg(1)
+        .arg("PX")
+        .arg(ttl_ms)
+        .query_async(redis)
+        .await
+}
+
+/// Whether `key` is remembered (see [`remember`]).
+pub async fn remembered(redis: &mut RedisConnection, key: &str) -> redis::RedisResult<bool> {
+    let found: i64 = redis::cmd("EXISTS").arg(key).query_async(redis).await?;
+    Ok(found == 1)
 }
 
 /// The emission interval and the window of `quota`, in milliseconds.

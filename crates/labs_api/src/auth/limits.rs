@@ -4,9 +4,12 @@
 //! endpoints that send email or create something. [`guess`] is for the endpoints that check a
 //! secret (password, emailed code): every attempt counts per client, but against the account
 //! only *wrong* guesses count, per (account, client) and, with a much higher ceiling, per
-//! account. So a stranger's wrong passwords spend the stranger's budget, not the owner's: the
-//! owner, from his own client, is refused only once the whole account's ceiling is spent
-//! (distributed guessing), which takes a botnet, not ten addresses (docs/SECURITY.md).
+//! account. So a stranger's wrong passwords spend the stranger's budget, not the owner's. The
+//! ceiling (against guessing from many clients) could still be spent by strangers; it does not
+//! apply to a *known client*, one that logged in to the account before (remembered for the
+//! refresh-token lifetime), which only its own (account, client) budget limits. The owner is
+//! refused by strangers' failures only on a client he never logged in from, and only while
+//! they keep the ceiling spent (docs/SECURITY.md).
 //!
 //! A client is an IPv4 address or an IPv6 prefix (a /64 by default: one subscriber gets a
 //! whole /64, so keying on single IPv6 addresses would give one attacker 2^64 budgets), with
@@ -154,12 +157,15 @@ pub(crate) async fn check(
 #[must_use = "a right guess must be given back with `succeeded`"]
 pub(crate) struct Guess {
     failures: Vec<(String, Quota)>,
+    /// The key that makes this client known to the account once it succeeds.
+    known: String,
 }
 
 /// Counts one guess of `family` from `ip` at `account`'s secret (an email): against the
 /// client's budget for the family (every attempt), and, as a wrong guess, against the
-/// (account, client) budget and the account's ceiling. 429 when any is spent, before the
-/// secret is checked. 503 when Redis cannot be asked, as [`check`].
+/// (account, client) budget and, unless the client is known to the account, the account's
+/// ceiling. 429 when any is spent, before the secret is checked. 503 when Redis cannot be
+/// asked, as [`check`].
 ///
 /// Counted before the check and given back after a right one, not counted after a wrong one:
 /// counting afterwards would let a client send a hundred guesses at once, all checked before
@@ -184,20 +190,26 @@ pub(crate) async fn guess(
     let account = account_key(account);
     let mut guess = Guess {
         failures: Vec::with_capacity(2),
+        known: format!("{namespace}:known:{account}:{client}"),
     };
-    for (key, quota) in [
-        (
-            format!("{namespace}:{family_name}:fail:{account}:{client}"),
-            config.rate_limit_failures_per_client,
-        ),
-        (
+    let mut redis = state.app.redis.clone();
+    let known = ratelimit::remembered(&mut redis, &guess.known)
+        .await
+        .map_err(unavailable)?;
+    let mut budgets = vec![(
+        format!("{namespace}:{family_name}:fail:{account}:{client}"),
+        config.rate_limit_failures_per_client,
+    )];
+    if !known {
+        budgets.push((
             format!("{namespace}:{family_name}:fail:{account}"),
             config.rate_limit_failures_per_account,
-        ),
-    ] {
+        ));
+    }
+    for (key, quota) in budgets {
         if let Err(refused) = count(state, family, &key, quota).await {
             // A guess refused is not a guess made: what it counted so far goes back.
-            guess.succeeded(state).await;
+            guess.give_back(state).await;
             return Err(refused);
         }
         guess.failures.push((key, quota));
@@ -206,15 +218,27 @@ pub(crate) async fn guess(
 }
 
 impl Guess {
-    /// The guess was right: it was not a failure. (Best effort: if Redis fails here, the owner
-    /// has one failure too many counted, which is logged, not an error for a right answer.)
+    /// The guess was right: it was not a failure, and the client is now known to the account.
+    /// (Best effort: if Redis fails here, the owner has one failure too many counted, which is
+    /// logged, not an error for a right answer.)
     pub(crate) async fn succeeded(self, state: &ApiState) {
+        self.give_back(state).await;
+        let mut redis = state.app.redis.clone();
+        let ttl = state.auth.config.refresh_token_ttl;
+        if let Err(error) = ratelimit::remember(&mut redis, &self.known, ttl).await {
+            metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
+            tracing::warn!(%error, "rate limiter unavailable: a client not remembered");
+        }
+    }
+
+    /// Takes back what this guess counted.
+    async fn give_back(&self, state: &ApiState) {
         let mut redis = state.app.redis.clone();
         for (key, quota) in &self.failures {
             if let Err(error) = ratelimit::refund(&mut redis, key, *quota).await {
                 metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit")
                     .increment(1);
-                tracing::warn!(%error, "rate limiter unavailable: a right guess stays counted");
+                tracing::warn!(%error, "rate limiter unavailable: a guess stays counted");
             }
         }
     }
@@ -230,14 +254,15 @@ async fn count(state: &ApiState, family: Family, key: &str, quota: Quota) -> Res
                 .increment(1);
             Err(ApiError::TooManyRequests { retry_after })
         }
-        Err(error) => {
-            metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
-            tracing::warn!(%error, "rate limiter unavailable");
-            Err(ApiError::Unavailable(
-                "The rate limiter is not answering; try again shortly.",
-            ))
-        }
+        Err(error) => Err(unavailable(error)),
     }
+}
+
+/// 503 for a Redis error (logged and counted): the limits fail closed.
+fn unavailable(error: impl std::fmt::Display) -> ApiError {
+    metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
+    tracing::warn!(%error, "rate limiter unavailable");
+    ApiError::Unavailable("The rate limiter is not answering; try again shortly.")
 }
 
 #[cfg(test)]
