@@ -92,8 +92,9 @@ pub struct AuthConfig {
     pub rate_limit_failures_per_client: Quota,
 
     /// Wrong passwords (or emailed codes) allowed against one account from all clients
-    /// together: the ceiling on distributed guessing. When it is spent, the owner is refused
-    /// too, until it refills.
+    /// together: the ceiling on distributed guessing. Clients that logged in to the account
+    /// before (within the refresh-token lifetime) are exempt; others, the owner on a new client
+    /// included, are refused while it is spent.
     #[arg(
         long,
         env = "LABS_RATE_LIMIT_FAILURES_PER_ACCOUNT",
