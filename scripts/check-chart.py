@@ -26,6 +26,7 @@ VARIANTS = {
             "worker": {"autoscaling": {"enabled": False}},
         },
         "ingress": {"host": "", "tlsSecret": ""},
+        "trustedProxies": ["10.244.0.0/16", "fd00:10:244::/56"],
     },
     "minimal": {
         "roles": {
@@ -107,6 +108,11 @@ def main():
             if doc["kind"] == "Job":
                 hooks = doc["metadata"]["annotations"]["helm.sh/hook"]
                 check(hooks == "pre-install,pre-upgrade", f"{variant}: migrate Job is a pre-install/pre-upgrade hook")
+        # Only the ingress controller is a trusted proxy, and only once named (values.yaml).
+        configmap = next(d for d in documents if d["kind"] == "ConfigMap")
+        trusted = configmap["data"].get("LABS_TRUSTED_PROXIES")
+        wanted = "10.244.0.0/16,fd00:10:244::/56" if variant == "fixed-replicas" else "127.0.0.1/32,::1/128"
+        check(trusted == wanted, f"{variant}: LABS_TRUSTED_PROXIES {trusted!r}")
         if variant == "defaults":
             present = {d["kind"] for d in documents}
             for kind in ("Deployment", "Service", "Ingress", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):

@@ -11,7 +11,7 @@ use labs_http::AppState;
 use labs_jobs::jobs::{Email, SendEmail};
 use labs_jobs::{JobQueue, JobsConfig, RuntimeConfig};
 use labs_worker::WorkerContext;
-use labs_worker::email::Mailer;
+use labs_worker::email::{EmailCap, Mailer};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -167,7 +167,12 @@ async fn serve(
             );
         }
         let mailer = Mailer::new(&args.mail)?;
-        let mut ctx = WorkerContext::new(db.clone(), queue.clone(), mailer);
+        let cap = EmailCap::new(
+            redis.clone(),
+            args.auth.rate_limit_emails_per_address,
+            &args.auth.rate_limit_namespace,
+        );
+        let mut ctx = WorkerContext::new(db.clone(), queue.clone(), mailer).with_email_cap(cap);
         ctx.purge = args.purge;
         let config = RuntimeConfig {
             concurrency: args.jobs.worker_concurrency,

@@ -1098,7 +1098,7 @@ async fn credential_endpoints_are_rate_limited_per_account_and_per_ip(db: PgPool
     let app = auth_app(
         db.clone(),
         &[
-            "--rate-limit-per-account",
+            "--rate-limit-failures-per-client",
             "3/1m",
             "--rate-limit-per-ip",
             "6/1m",

@@ -83,9 +83,50 @@ pub struct AuthConfig {
     #[arg(long, env = "LABS_RATE_LIMIT_PER_IP", default_value = "30/1m")]
     pub rate_limit_per_ip: Quota,
 
-    /// Credential attempts allowed per account (email), per endpoint family.
+    /// Requests allowed per account (email), per endpoint family, on the endpoints that send
+    /// email or create something (signup, reset, email codes, verification, TOTP set-up).
     #[arg(long, env = "LABS_RATE_LIMIT_PER_ACCOUNT", default_value = "10/15m")]
     pub rate_limit_per_account: Quota,
+
+    /// Wrong passwords (or emailed codes) allowed against one account from one client (an IPv4
+    /// address or IPv6 prefix). Right ones are not counted, so strangers' failures never spend
+    /// the owner's budget.
+    #[arg(
+        long,
+        env = "LABS_RATE_LIMIT_FAILURES_PER_CLIENT",
+        default_value = "10/15m"
+    )]
+    pub rate_limit_failures_per_client: Quota,
+
+    /// Wrong passwords (or emailed codes) allowed against one account from all clients
+    /// together: the ceiling on distributed guessing. Clients that logged in to the account
+    /// before (within the refresh-token lifetime) are exempt; others, the owner on a new client
+    /// included, are refused while it is spent.
+    #[arg(
+        long,
+        env = "LABS_RATE_LIMIT_FAILURES_PER_ACCOUNT",
+        default_value = "100/15m"
+    )]
+    pub rate_limit_failures_per_account: Quota,
+
+    /// Length of the IPv6 prefix that counts as one client (a subscriber usually gets a whole
+    /// /64); 128 counts each address apart.
+    #[arg(
+        long,
+        env = "LABS_RATE_LIMIT_IPV6_PREFIX",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u8).range(1..=128)
+    )]
+    pub rate_limit_ipv6_prefix: u8,
+
+    /// Emails sent to one address, of every kind together (read by the worker role, which
+    /// drops what is over it). Bounds what anyone can make the service send to a stranger.
+    #[arg(
+        long,
+        env = "LABS_RATE_LIMIT_EMAILS_PER_ADDRESS",
+        default_value = "5/1h"
+    )]
+    pub rate_limit_emails_per_address: Quota,
 
     /// Prefix of the rate-limit keys in Redis.
     #[arg(long, env = "LABS_RATE_LIMIT_NAMESPACE", default_value = "labs:rl")]

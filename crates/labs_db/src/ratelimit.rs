@@ -5,6 +5,11 @@
 //! It allows a burst of `limit` requests, then one every `period / limit`, with no fixed
 //! windows to game at their edges. One Lua script does the read-decide-write atomically, on
 //! Redis' clock, so replicas with skewed clocks agree.
+//!
+//! [`refund`] gives one request back: callers that count a guess *before* checking it (so that
+//! parallel guesses cannot slip past the limit) take it back when the guess was right.
+//! [`remember`] and [`remembered`] keep a subject seen to succeed (a client that logged in to
+//! an account), which a caller may exempt from a limit.
 
 use std::time::Duration;
 
@@ -73,12 +78,11 @@ pub async fn check(
     key: &str,
     quota: Quota,
 ) -> redis::RedisResult<Decision> {
-    let window_ms = u64::try_from(quota.period.as_millis()).unwrap_or(u64::MAX);
-    let interval_ms = (window_ms / u64::from(quota.limit)).max(1);
+    let (interval_ms, window_ms) = intervals(quota);
     let wait_ms: u64 = Script::new(GCRA)
         .key(key)
         .arg(interval_ms)
-        .arg(interval_ms * u64::from(quota.limit))
+        .arg(window_ms)
         .invoke_async(redis)
         .await?;
     Ok(if wait_ms == 0 {
@@ -88,6 +92,65 @@ pub async fn check(
             retry_after: Duration::from_millis(wait_ms),
         }
     })
+}
+
+// One interval off the arrival time, never below now (an empty bucket stays empty).
+const REFUND: &str = r"
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now_ms then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now_ms)
+end
+return 0
+";
+
+/// Gives back one request counted by [`check`] for `key` under the same `quota`.
+pub async fn refund(
+    redis: &mut RedisConnection,
+    key: &str,
+    quota: Quota,
+) -> redis::RedisResult<()> {
+    let (interval_ms, _) = intervals(quota);
+    let _: i64 = Script::new(REFUND)
+        .key(key)
+        .arg(interval_ms)
+        .invoke_async(redis)
+        .await?;
+    Ok(())
+}
+
+/// Remembers `key` for `ttl`.
+pub async fn remember(
+    redis: &mut RedisConnection,
+    key: &str,
+    ttl: Duration,
+) -> redis::RedisResult<()> {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    redis::cmd("SET")
+        .arg(key)
+        .arg(1)
+        .arg("PX")
+        .arg(ttl_ms)
+        .query_async(redis)
+        .await
+}
+
+/// Whether `key` is remembered (see [`remember`]).
+pub async fn remembered(redis: &mut RedisConnection, key: &str) -> redis::RedisResult<bool> {
+    let found: i64 = redis::cmd("EXISTS").arg(key).query_async(redis).await?;
+    Ok(found == 1)
+}
+
+/// The emission interval and the window of `quota`, in milliseconds.
+fn intervals(quota: Quota) -> (u64, u64) {
+    let window_ms = u64::try_from(quota.period.as_millis()).unwrap_or(u64::MAX);
+    let interval_ms = (window_ms / u64::from(quota.limit)).max(1);
+    (interval_ms, interval_ms * u64::from(quota.limit))
 }
 
 #[cfg(test)]

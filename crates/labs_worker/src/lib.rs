@@ -24,7 +24,7 @@ use labs_jobs::jobs::ProcessStripeEvent;
 use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
-use crate::email::Mailer;
+use crate::email::{EmailCap, Mailer};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub struct WorkerContext {
     pub db: PgPool,
     pub queue: JobQueue,
     pub mailer: Mailer,
+    /// The cap on messages to one address; `None` sends without one (tests of other things).
+    pub email_cap: Option<EmailCap>,
     pub relay: Arc<Relay>,
     /// What the hourly purge deletes (default: the settings' defaults).
     pub purge: credentials::PurgeConfig,
@@ -51,9 +53,17 @@ impl WorkerContext {
             db,
             queue,
             mailer,
+            email_cap: None,
             relay: Arc::new(jobs(Relay::default())),
             purge: credentials::PurgeConfig::default(),
         }
+    }
+
+    /// The same, with `cap` on the messages each address receives (the worker role sets it).
+    #[must_use]
+    pub fn with_email_cap(mut self, cap: EmailCap) -> Self {
+        self.email_cap = Some(cap);
+        self
     }
 }
 

@@ -1,11 +1,26 @@
-//! Rate limits on credential endpoints (per client IP and per account, in Redis), and the
-//! client IP they key on.
+//! Rate limits on credential endpoints (in Redis), and the client they key on.
+//!
+//! Two shapes. [`check`] counts every request of a family per client and per account: for the
+//! endpoints that send email or create something. [`guess`] is for the endpoints that check a
+//! secret (password, emailed code): every attempt counts per client, but against the account
+//! only *wrong* guesses count, per (account, client) and, with a much higher ceiling, per
+//! account. So a stranger's wrong passwords spend the stranger's budget, not the owner's. The
+//! ceiling (against guessing from many clients) could still be spent by strangers; it does not
+//! apply to a *known client*, one that logged in to the account before (remembered for the
+//! refresh-token lifetime), which only its own (account, client) budget limits. The owner is
+//! refused by strangers' failures only on a client he never logged in from, and only while
+//! they keep the ceiling spent (docs/SECURITY.md).
+//!
+//! A client is an IPv4 address or an IPv6 prefix (a /64 by default: one subscriber gets a
+//! whole /64, so keying on single IPv6 addresses would give one attacker 2^64 budgets), with
+//! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) read as the IPv4 address they are.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use labs_db::ratelimit::{self, Decision};
+use ipnet::Ipv6Net;
+use labs_db::ratelimit::{self, Decision, Quota};
 use labs_http::ApiError;
 
 use crate::ApiState;
@@ -13,8 +28,21 @@ use crate::ApiState;
 /// The client's IP: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` address that is not itself a trusted proxy. (The left-most entry is
 /// whatever the client wrote; only entries appended by our own proxies can be believed.)
+/// IPv4-mapped IPv6 addresses are canonical IPv4 here, so that a dual-stack listener's
+/// `::ffff:203.0.113.9` and a proxy's `203.0.113.9` are one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientIp(pub(crate) IpAddr);
+
+impl ClientIp {
+    /// The rate-limit subject: the IPv4 address, or the IPv6 address's `/prefix` network.
+    pub(crate) fn bucket(self, ipv6_prefix: u8) -> String {
+        match self.0 {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => Ipv6Net::new(v6, ipv6_prefix.min(128))
+                .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string()),
+        }
+    }
+}
 
 impl FromRequestParts<ApiState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -39,6 +67,9 @@ pub(crate) fn client_ip(
     headers: &axum::http::HeaderMap,
     trusted: impl Fn(IpAddr) -> bool,
 ) -> IpAddr {
+    // Canonical first: a trusted proxy reaching a dual-stack listener over IPv4 shows as
+    // `::ffff:10.0.0.2`, and must still match `10.0.0.2/32`.
+    let peer = peer.to_canonical();
     if !trusted(peer) {
         return peer;
     }
@@ -47,7 +78,8 @@ pub(crate) fn client_ip(
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .map(|hop| hop.to_canonical())
         .collect();
     hops.iter()
         .rev()
@@ -81,6 +113,13 @@ impl Family {
     }
 }
 
+/// The Redis key part naming `account` (an email or a user id), hashed: the keys name no
+/// email address.
+fn account_key(account: &str) -> String {
+    let digest = labs_auth::token::hash_token(&account.to_lowercase());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Counts one attempt of `family` from `ip`, and against `account` if known (an email or a
 /// user id). 429 when either budget is spent. Fails closed (503) when Redis cannot be asked:
 /// an outage must not switch brute-force protection off.
@@ -92,39 +131,138 @@ pub(crate) async fn check(
 ) -> Result<(), ApiError> {
     let config = &state.auth.config;
     let namespace = &config.rate_limit_namespace;
-    let mut redis = state.app.redis.clone();
+    let client = ip.bucket(config.rate_limit_ipv6_prefix);
     let mut checks = vec![(
-        format!("{namespace}:{}:ip:{}", family.name(), ip.0),
+        format!("{namespace}:{}:ip:{client}", family.name()),
         config.rate_limit_per_ip,
     )];
     if let Some(account) = account {
-        // Hashed: the keys name no email address.
-        let digest = labs_auth::token::hash_token(&account.to_lowercase());
-        let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         checks.push((
-            format!("{namespace}:{}:acct:{short}", family.name()),
+            format!(
+                "{namespace}:{}:acct:{}",
+                family.name(),
+                account_key(account)
+            ),
             config.rate_limit_per_account,
         ));
     }
     for (key, quota) in checks {
-        match ratelimit::check(&mut redis, &key, quota).await {
-            Ok(Decision::Allowed) => {}
-            Ok(Decision::Limited { retry_after }) => {
-                metrics::counter!("labs_auth_rate_limited_total", "family" => family.name())
-                    .increment(1);
-                return Err(ApiError::TooManyRequests { retry_after });
-            }
-            Err(error) => {
+        count(state, family, &key, quota).await?;
+    }
+    Ok(())
+}
+
+/// A guess at `account`'s secret, counted as a wrong one until [`Guess::succeeded`] says
+/// otherwise.
+#[must_use = "a right guess must be given back with `succeeded`"]
+pub(crate) struct Guess {
+    failures: Vec<(String, Quota)>,
+    /// The key that makes this client known to the account once it succeeds.
+    known: String,
+}
+
+/// Counts one guess of `family` from `ip` at `account`'s secret (an email): against the
+/// client's budget for the family (every attempt), and, as a wrong guess, against the
+/// (account, client) budget and, unless the client is known to the account, the account's
+/// ceiling. 429 when any is spent, before the secret is checked. 503 when Redis cannot be
+/// asked, as [`check`].
+///
+/// Counted before the check and given back after a right one, not counted after a wrong one:
+/// counting afterwards would let a client send a hundred guesses at once, all checked before
+/// the first failure is recorded.
+pub(crate) async fn guess(
+    state: &ApiState,
+    family: Family,
+    ip: ClientIp,
+    account: &str,
+) -> Result<Guess, ApiError> {
+    let config = &state.auth.config;
+    let namespace = &config.rate_limit_namespace;
+    let client = ip.bucket(config.rate_limit_ipv6_prefix);
+    let family_name = family.name();
+    count(
+        state,
+        family,
+        &format!("{namespace}:{family_name}:ip:{client}"),
+        config.rate_limit_per_ip,
+    )
+    .await?;
+    let account = account_key(account);
+    let mut guess = Guess {
+        failures: Vec::with_capacity(2),
+        known: format!("{namespace}:known:{account}:{client}"),
+    };
+    let mut redis = state.app.redis.clone();
+    let known = ratelimit::remembered(&mut redis, &guess.known)
+        .await
+        .map_err(unavailable)?;
+    let mut budgets = vec![(
+        format!("{namespace}:{family_name}:fail:{account}:{client}"),
+        config.rate_limit_failures_per_client,
+    )];
+    if !known {
+        budgets.push((
+            format!("{namespace}:{family_name}:fail:{account}"),
+            config.rate_limit_failures_per_account,
+        ));
+    }
+    for (key, quota) in budgets {
+        if let Err(refused) = count(state, family, &key, quota).await {
+            // A guess refused is not a guess made: what it counted so far goes back.
+            guess.give_back(state).await;
+            return Err(refused);
+        }
+        guess.failures.push((key, quota));
+    }
+    Ok(guess)
+}
+
+impl Guess {
+    /// The guess was right: it was not a failure, and the client is now known to the account.
+    /// (Best effort: if Redis fails here, the owner has one failure too many counted, which is
+    /// logged, not an error for a right answer.)
+    pub(crate) async fn succeeded(self, state: &ApiState) {
+        self.give_back(state).await;
+        let mut redis = state.app.redis.clone();
+        let ttl = state.auth.config.refresh_token_ttl;
+        if let Err(error) = ratelimit::remember(&mut redis, &self.known, ttl).await {
+            metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
+            tracing::warn!(%error, "rate limiter unavailable: a client not remembered");
+        }
+    }
+
+    /// Takes back what this guess counted.
+    async fn give_back(&self, state: &ApiState) {
+        let mut redis = state.app.redis.clone();
+        for (key, quota) in &self.failures {
+            if let Err(error) = ratelimit::refund(&mut redis, key, *quota).await {
                 metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit")
                     .increment(1);
-                tracing::warn!(%error, "rate limiter unavailable");
-                return Err(ApiError::Unavailable(
-                    "The rate limiter is not answering; try again shortly.",
-                ));
+                tracing::warn!(%error, "rate limiter unavailable: a guess stays counted");
             }
         }
     }
-    Ok(())
+}
+
+/// Counts one request against `quota` for `key`: 429 when spent, 503 when Redis does not answer.
+async fn count(state: &ApiState, family: Family, key: &str, quota: Quota) -> Result<(), ApiError> {
+    let mut redis = state.app.redis.clone();
+    match ratelimit::check(&mut redis, key, quota).await {
+        Ok(Decision::Allowed) => Ok(()),
+        Ok(Decision::Limited { retry_after }) => {
+            metrics::counter!("labs_auth_rate_limited_total", "family" => family.name())
+                .increment(1);
+            Err(ApiError::TooManyRequests { retry_after })
+        }
+        Err(error) => Err(unavailable(error)),
+    }
+}
+
+/// 503 for a Redis error (logged and counted): the limits fail closed.
+fn unavailable(error: impl std::fmt::Display) -> ApiError {
+    metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
+    tracing::warn!(%error, "rate limiter unavailable");
+    ApiError::Unavailable("The rate limiter is not answering; try again shortly.")
 }
 
 #[cfg(test)]
@@ -152,5 +290,39 @@ mod tests {
             "spoofed header ignored"
         );
         assert_eq!(client_ip(proxy, &HeaderMap::new(), trusted), proxy);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4_for_the_peer_and_forwarded_hops() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = |ip: IpAddr| ip == proxy;
+        let mapped_proxy: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("::ffff:203.0.113.9"),
+        );
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(client_ip(mapped_proxy, &headers, trusted), client);
+        let mapped_client: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        assert_eq!(client_ip(mapped_client, &HeaderMap::new(), trusted), client);
+        assert_eq!(
+            ClientIp(client_ip(mapped_client, &HeaderMap::new(), trusted)).bucket(64),
+            ClientIp(client).bucket(64)
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_prefix() {
+        let bucket = |ip: &str, prefix| ClientIp(ip.parse().unwrap()).bucket(prefix);
+        assert_eq!(bucket("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket("2001:db8:1:2:aaaa::1", 64),
+            bucket("2001:db8:1:2:ffff:1:2:3", 64)
+        );
+        assert_ne!(bucket("2001:db8:1:2::1", 64), bucket("2001:db8:1:3::1", 64));
+        assert_eq!(bucket("2001:db8:1:2::1", 56), "2001:db8:1::/56");
+        assert_eq!(bucket("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(bucket("203.0.113.9", 64), "203.0.113.9");
     }
 }

@@ -116,7 +116,7 @@ pub(crate) async fn verify_otp(
     ip: ClientIp,
     Json(request): Json<OtpLoginRequest>,
 ) -> Result<Response, ApiError> {
-    limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
+    let guess = limits::guess(&state, Family::Otp, ip, request.email.as_str()).await?;
     let mut tx = state.app.db.begin().await?;
     let subject = active_account(&mut *tx, &request.email)
         .await?
@@ -141,6 +141,7 @@ pub(crate) async fn verify_otp(
         metrics::counter!("labs_auth_logins_total", "method" => "email_otp", "outcome" => "failure").increment(1);
         return Err(INVALID_CODE);
     };
+    guess.succeeded(&state).await;
     labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
     let claimed = labs_db::users::claim(&mut *tx, user_id, false)
         .await?

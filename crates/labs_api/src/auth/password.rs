@@ -427,7 +427,7 @@ pub(crate) async fn login_for_auth_token(
     }
     let email = Email::parse(&request.email).ok();
     let account_key = email.as_ref().map_or(request.email.as_str(), Email::as_str);
-    limits::check(&state, Family::Login, ip, Some(account_key)).await?;
+    let guess = limits::guess(&state, Family::Login, ip, account_key).await?;
     let found = match &email {
         Some(email) => {
             labs_db::users::credentials(&state.app.db, Some(email.as_str()), None).await?
@@ -448,6 +448,7 @@ pub(crate) async fn login_for_auth_token(
             return Err(BAD_CREDENTIALS);
         }
     };
+    guess.succeeded(&state).await;
     if needs_rehash {
         let hasher = state.auth.keys.passwords.clone();
         let password = request.password;

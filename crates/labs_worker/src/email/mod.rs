@@ -1,10 +1,12 @@
-//! Email: the SMTP transport (or the log, in development), the templates, and the
-//! `send_email` job's handler.
+//! Email: the SMTP transport (or the log, in development), the templates, the cap on what
+//! one address receives, and the `send_email` job's handler.
 
 mod templates;
 
 use std::time::Duration;
 
+use labs_db::RedisConnection;
+use labs_db::ratelimit::{self, Decision, Quota};
 use labs_jobs::jobs::SendEmail;
 use labs_jobs::{Handler, JobError};
 use lettre::message::{Mailbox, MultiPart};
@@ -154,11 +156,95 @@ fn tls_trusting(url: &str, ca_file: &std::path::Path) -> Result<Tls, MailConfigE
     }
 }
 
+/// At most `quota` emails to one address, of every kind together
+/// (`LABS_RATE_LIMIT_EMAILS_PER_ADDRESS`), counted in Redis by every worker, under a hash of
+/// the address.
+///
+/// Here, in the worker, and not where the API queues the message: the API's answers must cost
+/// the same whether or not the address has an account, and a cap checked there would be a
+/// Redis round trip only on the paths that send. Each endpoint family's own per-account limit
+/// remains; this one bounds their sum (signup of a taken address, reset, code, verification:
+/// four families of 10 per 15 minutes would otherwise be 40 messages to a stranger).
+#[derive(Clone)]
+pub struct EmailCap {
+    redis: RedisConnection,
+    quota: Quota,
+    namespace: String,
+}
+
+impl EmailCap {
+    /// The cap `quota` with its counters under `namespace` (the rate-limit namespace).
+    pub fn new(redis: RedisConnection, quota: Quota, namespace: &str) -> Self {
+        Self {
+            redis,
+            quota,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    fn key(&self, to: &str) -> String {
+        let digest = labs_auth::token::hash_token(&to.trim().to_lowercase());
+        let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:email:to:{short}", self.namespace)
+    }
+
+    /// Counts one message to `to`; false when the address's budget is spent. A Redis error is
+    /// the job's error (retried later): the cap is not skipped, and nothing is lost.
+    async fn take(&self, to: &str) -> Result<bool, JobError> {
+        let mut redis = self.redis.clone();
+        Ok(ratelimit::check(&mut redis, &self.key(to), self.quota).await? == Decision::Allowed)
+    }
+
+    /// Gives back the count of a message that was not sent (its job will be retried).
+    async fn give_back(&self, to: &str) {
+        let mut redis = self.redis.clone();
+        if let Err(error) = ratelimit::refund(&mut redis, &self.key(to), self.quota).await {
+            tracing::warn!(%error, "cannot give back an unsent email's count");
+        }
+    }
+}
+
+impl std::fmt::Debug for EmailCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailCap")
+            .field("quota", &self.quota)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Handler<WorkerContext> for SendEmail {
     /// Idempotence: SMTP cannot take a message back, so a worker that crashes after the server
     /// accepted the message and before the job was acknowledged sends it twice. That is the
     /// at-least-once trade-off for email; the messages we send are safe to receive twice.
+    ///
+    /// Over the address's cap, the message is dropped (logged and counted, never retried: a
+    /// retry an hour later would deliver a stale code or link, and the flood it stops).
     async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
-        ctx.mailer.send(&self.to, &self.email).await
+        // The operator's `labs email test` is not capped: only someone holding the deployment's
+        // credentials can queue it, and a cap would make an SMTP debugging session go quiet.
+        let capped = !matches!(self.email, labs_jobs::jobs::Email::Test { .. });
+        let Some(cap) = ctx.email_cap.as_ref().filter(|_| capped) else {
+            return ctx.mailer.send(&self.to, &self.email).await;
+        };
+        if !cap.take(&self.to).await? {
+            let template = templates::name(&self.email);
+            metrics::counter!(
+                "labs_emails_dropped_total",
+                "reason" => "address_cap",
+                "template" => template
+            )
+            .increment(1);
+            tracing::warn!(
+                email.template = template,
+                email.domain = self.to.rsplit_once('@').map_or("", |(_, domain)| domain),
+                "email dropped: this address has had its share of messages for now"
+            );
+            return Ok(());
+        }
+        let sent = ctx.mailer.send(&self.to, &self.email).await;
+        if sent.is_err() {
+            cap.give_back(&self.to).await;
+        }
+        sent
     }
 }

@@ -132,6 +132,11 @@ fn content(email: &Email) -> Content<'_> {
     }
 }
 
+/// The template name of `email` (for logs and metrics).
+pub(crate) fn name(email: &Email) -> &'static str {
+    content(email).template
+}
+
 pub(crate) fn render(email: &Email) -> Result<Rendered, askama::Error> {
     let content = content(email);
     let text = Text {
