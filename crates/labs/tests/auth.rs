@@ -55,6 +55,19 @@ async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> Uuid {
     labs_db::users::insert(db, &new).await.unwrap().unwrap().id
 }
 
+/// The API with budgets above what a test makes: for tests of something else than the limits.
+fn roomy_app(db: PgPool) -> Router {
+    auth_app(
+        db,
+        &[
+            "--rate-limit-per-account",
+            "100/1m",
+            "--rate-limit-per-ip",
+            "100/1m",
+        ],
+    )
+}
+
 async fn login(app: &Router, email: &str) -> Value {
     let answer = post(
         app,
@@ -611,15 +624,7 @@ async fn forged_expired_and_foreign_tokens_are_refused(db: PgPool) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
     // The lock, not the rate limit, is under test: budgets above the attempts made here.
-    let app = auth_app(
-        db.clone(),
-        &[
-            "--rate-limit-per-account",
-            "100/1m",
-            "--rate-limit-per-ip",
-            "100/1m",
-        ],
-    );
+    let app = roomy_app(db.clone());
     let mail = Mail::start(&db);
     user(&db, "ada@example.com", false, false).await;
 
@@ -719,15 +724,7 @@ fn code_in(message: &str) -> String {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {
     // This test makes more attempts than the default budgets allow.
-    let app = auth_app(
-        db.clone(),
-        &[
-            "--rate-limit-per-account",
-            "100/1m",
-            "--rate-limit-per-ip",
-            "100/1m",
-        ],
-    );
+    let app = roomy_app(db.clone());
     user(&db, "ada@example.com", false, true).await;
     let tokens = login(&app, "ada@example.com").await;
     let bearer = format!("Bearer {}", access(&tokens));
@@ -1713,15 +1710,7 @@ async fn statements_of<F: std::future::Future>(work: F) -> (F::Output, Vec<Strin
 async fn answers_about_an_address_run_the_same_statements_whether_or_not_it_has_an_account(
     db: PgPool,
 ) {
-    let app = auth_app(
-        db.clone(),
-        &[
-            "--rate-limit-per-account",
-            "100/1m",
-            "--rate-limit-per-ip",
-            "100/1m",
-        ],
-    );
+    let app = roomy_app(db.clone());
     user(&db, "verified@example.com", false, true).await;
     user(&db, "unverified@example.com", false, false).await;
     post(
@@ -1791,15 +1780,7 @@ async fn concurrent_wrong_codes_on_one_mfa_challenge_are_checked_at_most_five_ti
         .connect_with((*db.connect_options()).clone())
         .await
         .unwrap();
-    let app = auth_app(
-        pool,
-        &[
-            "--rate-limit-per-account",
-            "100/1m",
-            "--rate-limit-per-ip",
-            "100/1m",
-        ],
-    );
+    let app = roomy_app(pool);
     user(&db, "ada@example.com", false, true).await;
     let tokens = login(&app, "ada@example.com").await;
     let secret = turn_totp_on(&app, &format!("Bearer {}", access(&tokens))).await;
@@ -1892,15 +1873,7 @@ async fn a_session_ends_at_its_absolute_lifetime_however_often_it_is_refreshed(d
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(db: PgPool) {
-    let app = auth_app(
-        db.clone(),
-        &[
-            "--rate-limit-per-account",
-            "100/1m",
-            "--rate-limit-per-ip",
-            "100/1m",
-        ],
-    );
+    let app = roomy_app(db.clone());
     let mail = Mail::start(&db);
     user(&db, "ada@example.com", false, true).await;
     let here = login(&app, "ada@example.com").await;
