@@ -23,6 +23,10 @@ fn config() -> HttpConfig {
         shutdown_timeout: Duration::from_secs(1),
         header_read_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(1),
+        docs: true,
+        hsts_max_age: Duration::from_secs(365 * 24 * 3600),
+        hsts_include_subdomains: true,
+        production: false,
     }
 }
 
