@@ -8,10 +8,11 @@
 //! The docs pages carry their own Content-Security-Policy ([`DOCS_CSP`]), stricter than a
 //! browser's default yet enough for Swagger UI: its scripts and styles come from these same
 //! files (the initializer is a file of its own, `swagger-initializer.js`, not an inline
-//! script, so no `'unsafe-inline'` and no hash to keep in step with the config), its icons are
-//! `data:` URLs, and it fetches only the spec and the API it tries out, on this origin. The
-//! online validator badge (an image from swagger.io) is switched off. `LABS_DOCS=false`
-//! drops the pages; `/openapi.json` stays, for API clients and code generators.
+//! script, so no `'unsafe-inline'` and no hash to keep in step with the config), its logo's
+//! one `<style>` element is allowed by its hash, its icons are `data:` URLs, and it fetches
+//! only the spec and the API it tries out, on this origin. The online validator badge (an
+//! image from swagger.io) is switched off. `LABS_DOCS=false` drops the pages; `/openapi.json`
+//! stays, for API clients and code generators.
 
 use std::sync::Arc;
 
@@ -26,7 +27,13 @@ use utoipa_swagger_ui::Config;
 
 /// The CSP of the docs pages. Checked against a real browser (headless Chromium logs no
 /// violation and renders the operations); see docs/SECURITY.md.
-pub(crate) const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+///
+/// The one hash is of the `<style>` element inside Swagger UI's logo
+/// (`swagger-ui-standalone-preset.js`): a hash allows exactly that text, where `'unsafe-inline'`
+/// would allow any injected style. `tests/docs.rs` recomputes it from the served file, so an
+/// upgrade of Swagger UI that changes it fails there, not silently in browsers.
+pub(crate) const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'none'";
 

@@ -94,7 +94,7 @@ pub async fn serve(
                 let mut response = match refusal {
                     Some(error) => {
                         tracing::debug!(%peer, code = %error.code(), "request refused before routing");
-                        wire::refused(error, &security)
+                        wire::refused(&error, &security)
                     }
                     None => app.oneshot(request).await?,
                 };

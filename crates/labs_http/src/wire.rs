@@ -154,11 +154,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Wire<T> {
         ready!(this.poll_release(cx))?;
         // hyper writes a canned head as one buffer (it has no body).
         let mut non_empty = bufs.iter().filter(|buf| !buf.is_empty());
-        if let (Some(only), None) = (non_empty.next(), non_empty.next()) {
-            if canned_status(only).is_some() {
-                this.held.extend_from_slice(only);
-                return Poll::Ready(Ok(only.len()));
-            }
+        if let (Some(only), None) = (non_empty.next(), non_empty.next())
+            && canned_status(only).is_some()
+        {
+            this.held.extend_from_slice(only);
+            return Poll::Ready(Ok(only.len()));
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
@@ -236,7 +236,7 @@ fn answers(status: StatusCode, error: &hyper::Error) -> bool {
 
 /// The problem+json answer, as bytes on the wire, that replaces hyper's canned `held` head.
 fn canned_replacement(status: StatusCode, held: &[u8], security: &SecurityHeaders) -> Vec<u8> {
-    let (headers, body) = problem_parts(canned_problem(status), security);
+    let (headers, body) = problem_parts(&canned_problem(status), security);
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",
         status.as_str(),
@@ -267,7 +267,7 @@ fn canned_replacement(status: StatusCode, held: &[u8], security: &SecurityHeader
 
 /// The headers and body of a problem answered outside the router: it gets a request id of
 /// its own (no layer made one) and the security headers.
-fn problem_parts(error: ApiError, security: &SecurityHeaders) -> (HeaderMap, Vec<u8>) {
+fn problem_parts(error: &ApiError, security: &SecurityHeaders) -> (HeaderMap, Vec<u8>) {
     let id = uuid::Uuid::now_v7().to_string();
     let mut problem = error.to_problem();
     problem.request_id = Some(id.clone());
@@ -317,7 +317,7 @@ fn is_valid_host(value: &HeaderValue) -> bool {
 }
 
 /// The answer to a request refused before routing.
-pub(crate) fn refused(error: ApiError, security: &SecurityHeaders) -> Response<axum::body::Body> {
+pub(crate) fn refused(error: &ApiError, security: &SecurityHeaders) -> Response<axum::body::Body> {
     let status = error.status();
     let (headers, body) = problem_parts(error, security);
     let mut response = Response::new(axum::body::Body::from(body));
