@@ -308,12 +308,24 @@ pub(crate) fn refusal<B>(request: &Request<B>) -> Option<ApiError> {
     None
 }
 
-/// `host[:port]`, without user info (`Authority` alone would accept `user@host`).
+/// `host[:port]`, without user info (`Authority` alone would accept `user@host`); or empty,
+/// which RFC 9110 §7.2 allows for a target without an authority.
 fn is_valid_host(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
-    !bytes.is_empty()
-        && !bytes.contains(&b'@')
-        && axum::http::uri::Authority::try_from(bytes).is_ok()
+    if bytes.is_empty() {
+        return true;
+    }
+    if bytes.contains(&b'@') {
+        return false;
+    }
+    let Ok(authority) = axum::http::uri::Authority::try_from(bytes) else {
+        return false;
+    };
+    // `Authority` takes any text after the last `:` for a port; a port is digits.
+    match authority.as_str()[authority.host().len()..].strip_prefix(':') {
+        None => authority.as_str().len() == authority.host().len(),
+        Some(port) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+    }
 }
 
 /// The answer to a request refused before routing.
@@ -396,6 +408,22 @@ impl Body for TrackedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_a_host_and_optional_port() {
+        for ok in [
+            "labs",
+            "labs.example.com:8443",
+            "127.0.0.1:8080",
+            "[::1]:80",
+            "",
+        ] {
+            assert!(is_valid_host(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        for bad in ["user@labs", "a b", "labs/path", "labs:port"] {
+            assert!(!is_valid_host(&HeaderValue::from_static(bad)), "{bad}");
+        }
+    }
 
     #[test]
     fn only_a_bare_error_head_counts_as_canned() {

@@ -46,7 +46,11 @@ async fn server() -> Server {
     let config = config();
     let routes = Router::new()
         .route("/ok", get(|| async { "ok" }))
-        .route("/echo", post(|body: String| async move { body }));
+        .route("/echo", post(|body: String| async move { body }))
+        .route(
+            "/looks-canned",
+            get(|| async { axum::body::Body::new(Frames(LOOKS_CANNED.to_vec(), false)) }),
+        );
     let app = layers::apply(routes, &config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -290,6 +294,66 @@ async fn a_read_body_keeps_the_connection_open_for_the_next_request() {
         assert_eq!(answer.body, b"hello");
         assert_eq!(answer.header("connection"), None);
         assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+/// Bytes exactly like hyper's own 400 head, as the second write of an answer.
+const LOOKS_CANNED: [&[u8]; 2] = [
+    b"start:",
+    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+];
+
+/// A body of known total length whose frames come one poll apart, so that hyper writes the
+/// last one alone.
+struct Frames(Vec<&'static [u8]>, bool);
+
+impl hyper::body::Body for Frames {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        // Not ready at every other poll (and at once ready again): hyper flushes meanwhile.
+        self.1 = !self.1;
+        if self.1 {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let next = (!self.0.is_empty()).then(|| self.0.remove(0));
+        std::task::Poll::Ready(next.map(|bytes| {
+            Ok(hyper::body::Frame::data(axum::body::Bytes::from_static(
+                bytes,
+            )))
+        }))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
+}
+
+#[tokio::test]
+async fn an_answer_whose_last_write_looks_like_hyper_s_own_error_arrives_unchanged() {
+    // The hold-back keeps such a write until hyper reads again: it must then send it as is.
+    let server = server().await;
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /looks-canned HTTP/1.1\r\nHost: labs\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_response(&mut stream, &mut pending),
+        )
+        .await
+        .expect("the held write was released")
+        .unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, LOOKS_CANNED.concat());
     }
 }
 
