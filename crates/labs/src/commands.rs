@@ -52,9 +52,11 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
 
 async fn serve(
     env: Environment,
-    args: ServeArgs,
+    mut args: ServeArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
+    // The HTTP layers send HSTS only in production.
+    args.http.production = env.is_production();
     let roles = Roles::new(&args.roles);
 
     let database_url = database_url(env, &args.pg)?;
@@ -77,6 +79,7 @@ async fn serve(
         redis: redis.clone(),
         ready_timeout: args.http.ready_timeout,
         root_path: args.http.root_path.clone(),
+        docs: args.http.docs,
         readiness: std::sync::Arc::default(),
     };
     // Only the api role holds credential keys: the other roles run without them.
@@ -127,11 +130,12 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
     let limits = labs_http::serve::Limits::from(&args.http);
+    let http_limits = limits.clone();
     let http_shutdown = shutdown.clone();
     roles_running.push((
         "http",
         Box::pin(async move {
-            Ok(labs_http::serve::serve("http", listener, app, http_shutdown, limits).await?)
+            Ok(labs_http::serve::serve("http", listener, app, http_shutdown, http_limits).await?)
         }),
     ));
 

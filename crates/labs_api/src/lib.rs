@@ -54,13 +54,13 @@ pub fn openapi(root_path: &str) -> utoipa::openapi::OpenApi {
     openapi::finish(router().into_openapi(), root_path)
 }
 
-/// The API's routes plus `/openapi.json` and the `/docs` UI, with CSRF protection for
+/// The API's routes plus `/openapi.json` and (unless `LABS_DOCS=false`) the `/docs` UI, with CSRF protection for
 /// cookie-carrying browsers; ready for state and the shared layers.
 pub fn app(root_path: &str, state: &ApiState) -> Router<ApiState> {
     let (routes, document) = router().split_for_parts();
     let document = openapi::finish(document, root_path);
     routes
-        .merge(docs::router(&document, root_path))
+        .merge(docs::router(&document, root_path, state.app.docs))
         .layer(axum::middleware::from_fn_with_state(
             state.auth.trusted_origins.clone(),
             labs_http::csrf::protect,

@@ -49,6 +49,27 @@ pub struct HttpConfig {
     /// Deadline for each dependency check of the readiness endpoint.
     #[arg(long, env = "LABS_READY_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
+
+    /// Serve the interactive API docs (Swagger UI) at `/docs`. `false`: `/docs` answers 404;
+    /// `/openapi.json` stays, since API clients and code generators need it.
+    #[arg(long, env = "LABS_DOCS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub docs: bool,
+
+    /// `max-age` of the `Strict-Transport-Security` header sent in production (browsers then
+    /// refuse plain HTTP to this host for that long). `0s`: no HSTS header.
+    #[arg(long, env = "LABS_HSTS_MAX_AGE", default_value = "365d", value_parser = humantime::parse_duration)]
+    pub hsts_max_age: Duration,
+
+    /// Add `includeSubDomains` to the HSTS header: every subdomain of this host must then
+    /// serve HTTPS too. Turn off when a subdomain still serves plain HTTP.
+    #[arg(long, env = "LABS_HSTS_INCLUDE_SUBDOMAINS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub hsts_include_subdomains: bool,
+
+    /// Whether this process runs in production: set by the binary from `LABS_ENV`, not a
+    /// setting of its own. HSTS is sent only in production, so that a developer's browser
+    /// does not learn to refuse plain HTTP to `localhost`.
+    #[arg(skip)]
+    pub production: bool,
 }
 
 /// Normalises a root path to `""` (none) or `/segment[/segment…]` without a trailing slash.

@@ -2,24 +2,31 @@
 //!
 //! Outermost first (a request passes down this list, its response back up):
 //!
-//! 1. **sensitive headers**: `Authorization`, `Cookie`, `Set-Cookie` are marked so that no
+//! 1. **security headers**: every response leaves with `X-Content-Type-Options: nosniff`,
+//!    `Referrer-Policy: no-referrer`, framing refused (`Content-Security-Policy:
+//!    default-src 'none'; frame-ancestors 'none'` and `X-Frame-Options: DENY`) and, in
+//!    production, `Strict-Transport-Security` (see [`SecurityHeaders`]). Outermost, so that
+//!    every answer below (404, 405, 413, rewritten problems, panics, timeouts, CORS
+//!    preflights) carries them; a response that set one of them itself (the docs UI's own
+//!    CSP) keeps its own.
+//! 2. **sensitive headers**: `Authorization`, `Cookie`, `Set-Cookie` are marked so that no
 //!    layer below can print them.
-//! 2. **request id**: keeps a well-formed `x-request-id` from the proxy or makes a UUIDv7,
+//! 3. **request id**: keeps a well-formed `x-request-id` from the proxy or makes a UUIDv7,
 //!    puts it in the response, and makes it the current request's id for error bodies; reads
 //!    the caller's W3C `traceparent`.
-//! 3. **trace**: one span per request holding the id, trace id, method and matched route, so
+//! 4. **trace**: one span per request holding the id, trace id, method and matched route, so
 //!    that every log line of the request carries them, and exactly one line when the response
 //!    leaves. The span joins the caller's trace (or starts one), is exported over OTLP when
 //!    configured, and its trace context is made current for the jobs the request enqueues.
-//! 4. **metrics**: counts and times the request by method, matched route and status, and
+//! 5. **metrics**: counts and times the request by method, matched route and status, and
 //!    tracks requests in flight (see [`crate::metrics`]).
-//! 5. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
-//! 6. **problem**: a bare error response (the router's 405, the body limit's 413, ... with no
+//! 6. **catch panic**: a panicking handler becomes a 500 problem (the panic hook logs it).
+//! 7. **problem**: a bare error response (the router's 405, the body limit's 413, ... with no
 //!    body or plain text) is rewritten as problem+json, keeping its headers (e.g. `Allow`).
-//! 7. **CORS** (only when origins are configured): answers preflights before anything costly.
-//! 8. **compression**: gzip for clients that accept it.
-//! 9. **timeout**: a request still running after the limit is dropped and answered 503.
-//! 10. **body limit**: larger bodies are refused with 413 before a handler reads them.
+//! 8. **CORS** (only when origins are configured): answers preflights before anything costly.
+//! 9. **compression**: gzip for clients that accept it.
+//! 10. **timeout**: a request still running after the limit is dropped and answered 503.
+//! 11. **body limit**: larger bodies are refused with 413 before a handler reads them.
 //!
 //! These wrap the routes (`Router::layer`), so they run after routing and see the matched
 //! route; the root-path handling must run before routing, so it lives in [`crate::root_path`].
@@ -28,7 +35,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -101,6 +108,78 @@ pub fn apply(router: Router, config: &HttpConfig) -> Router {
             header::COOKIE,
             header::SET_COOKIE,
         ]))
+        .layer(middleware::map_response_with_state(
+            SecurityHeaders::new(config),
+            add_security_headers,
+        ))
+}
+
+/// The security headers every response carries, built once from the settings.
+///
+/// The default CSP is the one for a JSON API: it loads nothing (`default-src 'none'`), so a
+/// body a browser is tricked into rendering runs no script; pages that need more (the docs UI)
+/// send their own. `X-Frame-Options` repeats `frame-ancestors` for browsers that predate CSP 2.
+/// HSTS only in production: browsers remember it, and a developer's `localhost` is plain HTTP.
+/// The app sends these rather than leaving them to the proxy, so that every deployment (no
+/// proxy, another proxy, a Kubernetes ingress) has them; the proxy passes them through.
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders(Arc<HeaderMap>);
+
+/// The CSP of API responses: nothing may load, nobody may frame.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+impl SecurityHeaders {
+    pub fn new(config: &HttpConfig) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        let max_age = config.hsts_max_age.as_secs();
+        if config.production && max_age > 0 {
+            let value = if config.hsts_include_subdomains {
+                format!("max-age={max_age}; includeSubDomains")
+            } else {
+                format!("max-age={max_age}")
+            };
+            // Digits and ASCII: always a valid header value.
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+            }
+        }
+        Self(Arc::new(headers))
+    }
+
+    /// Adds each header `headers` does not already have.
+    pub fn add_to(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.0.iter() {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+
+    /// The headers, for answers written outside the router (see [`crate::wire`]).
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.0.iter()
+    }
+}
+
+async fn add_security_headers(
+    State(security): State<SecurityHeaders>,
+    mut response: Response,
+) -> Response {
+    security.add_to(response.headers_mut());
+    response
 }
 
 /// Keeps the proxy's request id when it is well formed, otherwise makes one.

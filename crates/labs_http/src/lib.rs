@@ -19,6 +19,7 @@ pub mod problem;
 pub mod root_path;
 pub mod serve;
 pub mod state;
+pub mod wire;
 
 pub use config::HttpConfig;
 pub use problem::{ApiError, Problem};

@@ -1,6 +1,7 @@
 //! Serving a router on a listener until shutdown, with a bounded drain and slow-client
-//! protection.
+//! protection; what happens on the wire around hyper is in [`crate::wire`].
 
+use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -13,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-/// The time limits of a listener.
-#[derive(Debug, Clone, Copy)]
+use crate::layers::SecurityHeaders;
+use crate::wire::{self, Wire};
+
+/// The time limits of a listener, and the headers of the answers it writes itself.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// After shutdown, how long in-flight requests may take to finish.
     pub drain: Duration,
@@ -23,6 +27,8 @@ pub struct Limits {
     /// disconnected instead of holding a connection and a task forever; the request timeout
     /// covers the rest of the request.
     pub header_read_timeout: Duration,
+    /// The security headers of the answers written before (or instead of) the router's.
+    pub security_headers: SecurityHeaders,
 }
 
 impl From<&crate::HttpConfig> for Limits {
@@ -30,6 +36,7 @@ impl From<&crate::HttpConfig> for Limits {
         Self {
             drain: config.shutdown_timeout,
             header_read_timeout: config.header_read_timeout,
+            security_headers: SecurityHeaders::new(config),
         }
     }
 }
@@ -52,6 +59,7 @@ pub async fn serve(
     let Limits {
         drain,
         header_read_timeout,
+        security_headers,
     } = limits;
     let address = listener.local_addr()?;
     tracing::info!(%address, listener = name, "listening");
@@ -71,33 +79,58 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let security = security_headers.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
+            let refusal = wire::refusal(&request);
+            let (parts, body) = request.into_parts();
+            let (body, body_read) = wire::track_body(body);
+            let mut request = hyper::Request::from_parts(parts, axum::body::Body::new(body));
             // What `into_make_service_with_connect_info` would add: the peer, for client IPs.
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            let app = app.clone();
+            let security = security.clone();
+            // Boxed: `poll_without_shutdown` wants an `Unpin` future.
+            Box::pin(async move {
+                let mut response = match refusal {
+                    Some(error) => {
+                        tracing::debug!(%peer, code = %error.code(), "request refused before routing");
+                        wire::refused(&error, &security)
+                    }
+                    None => app.oneshot(request).await?,
+                };
+                body_read.mark(&mut response);
+                Ok::<_, std::convert::Infallible>(response)
+            })
         });
         let shutdown = shutdown.clone();
+        let security = security_headers.clone();
         connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            let mut connection = pin!(
-                builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-            );
-            let outcome = tokio::select! {
-                outcome = connection.as_mut() => outcome,
-                () = shutdown.cancelled() => {
+                .header_read_timeout(header_read_timeout)
+                .max_header_size(wire::MAX_HEAD_BYTES);
+            // No `with_upgrades` (nothing here upgrades): a plain connection can be run without
+            // shutting the socket down and then taken apart, so that `Wire::finish` still
+            // writes after hyper is done.
+            let mut connection = builder.serve_connection(TokioIo::new(Wire::new(stream)), service);
+            let mut shutting_down = pin!(shutdown.cancelled());
+            let mut asked_to_stop = false;
+            let outcome = std::future::poll_fn(|cx| {
+                if !asked_to_stop && shutting_down.as_mut().poll(cx).is_ready() {
                     // Finish the request in flight, then close (idle connections close now).
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+                    asked_to_stop = true;
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                 }
-            };
-            if let Err(error) = outcome {
+                connection.poll_without_shutdown(cx)
+            })
+            .await;
+            if let Err(error) = &outcome {
                 tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            let wire = connection.into_parts().io.into_inner();
+            if let Err(error) = wire.finish(&outcome, &security).await {
+                tracing::debug!(%error, %peer, "cannot close the connection cleanly");
             }
         });
     }

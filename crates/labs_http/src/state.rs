@@ -13,6 +13,8 @@ pub struct AppState {
     pub ready_timeout: Duration,
     /// The root path the API is published under (`""` for none).
     pub root_path: String,
+    /// Whether the API's docs UI is served (`LABS_DOCS`).
+    pub docs: bool,
     /// Readiness checks shared by concurrent probes.
     pub readiness: std::sync::Arc<crate::health::ReadinessChecks>,
 }
@@ -22,6 +24,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("ready_timeout", &self.ready_timeout)
             .field("root_path", &self.root_path)
+            .field("docs", &self.docs)
             .finish_non_exhaustive()
     }
 }

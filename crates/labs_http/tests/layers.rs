@@ -23,6 +23,10 @@ fn config() -> HttpConfig {
         shutdown_timeout: Duration::from_secs(1),
         header_read_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(1),
+        docs: true,
+        hsts_max_age: Duration::from_secs(365 * 24 * 3600),
+        hsts_include_subdomains: true,
+        production: false,
     }
 }
 
@@ -47,6 +51,10 @@ struct Paging {
 }
 
 fn app() -> Router {
+    app_with(&config())
+}
+
+fn app_with(config: &HttpConfig) -> Router {
     let routes = Router::new()
         .route(
             "/things",
@@ -74,8 +82,17 @@ fn app() -> Router {
                 words[3]
             }),
         )
-        .route("/big", get(|| async { "x".repeat(10_000) }));
-    layers::apply(routes, &config())
+        .route("/big", get(|| async { "x".repeat(10_000) }))
+        .route(
+            "/own-csp",
+            get(|| async {
+                (
+                    [(header::CONTENT_SECURITY_POLICY, "script-src 'self'")],
+                    "page",
+                )
+            }),
+        );
+    layers::apply(routes, config)
 }
 
 /// The problem document of an error answer, checked against the rules every error follows.
@@ -382,4 +399,106 @@ async fn another_origin_gets_no_cors_headers() {
             .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
             .is_none()
     );
+}
+
+/// The headers every answer carries (outside production, so no HSTS).
+fn assert_security_headers(answer: &Answer) {
+    assert_eq!(
+        answer.header("x-content-type-options"),
+        "nosniff",
+        "{}",
+        answer.status
+    );
+    assert_eq!(answer.header("referrer-policy"), "no-referrer");
+    assert_eq!(answer.header("x-frame-options"), "DENY");
+    assert_eq!(
+        answer.header("content-security-policy"),
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert!(answer.headers.get("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn every_kind_of_answer_carries_the_security_headers() {
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/things")
+        .header(header::ORIGIN, "https://app.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .body(Body::empty())
+        .unwrap();
+    let refused_encoding = Request::get("/big")
+        .header(header::ACCEPT_ENCODING, "identity;q=0")
+        .body(Body::empty())
+        .unwrap();
+    let cases = [
+        (
+            Request::get("/things/1").body(Body::empty()).unwrap(),
+            StatusCode::OK,
+        ),
+        (
+            Request::get("/nowhere").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Request::delete("/things/3").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            post_json("/things", &oversized_body()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (post_json("/things", "{"), StatusCode::BAD_REQUEST),
+        (
+            Request::get("/panic").body(Body::empty()).unwrap(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        (
+            Request::get("/slow").body(Body::empty()).unwrap(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (refused_encoding, StatusCode::NOT_ACCEPTABLE),
+        (preflight, StatusCode::OK),
+    ];
+    for (request, status) in cases {
+        let uri = request.uri().clone();
+        let answer = send(request).await;
+        assert_eq!(answer.status, status, "{uri}");
+        assert_security_headers(&answer);
+    }
+}
+
+#[tokio::test]
+async fn hsts_is_sent_in_production_only() {
+    let mut production = config();
+    production.production = true;
+    let answer = labs_testkit::get(&app_with(&production), "/nowhere").await;
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        "max-age=31536000; includeSubDomains"
+    );
+
+    production.hsts_include_subdomains = false;
+    production.hsts_max_age = Duration::from_secs(600);
+    let answer = labs_testkit::get(&app_with(&production), "/things/1").await;
+    assert_eq!(answer.header("strict-transport-security"), "max-age=600");
+
+    production.hsts_max_age = Duration::ZERO;
+    let answer = labs_testkit::get(&app_with(&production), "/things/1").await;
+    assert!(answer.headers.get("strict-transport-security").is_none());
+
+    // Outside production, whatever the max-age.
+    let answer = get_answer("/things/1").await;
+    assert!(answer.headers.get("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn a_page_with_a_csp_of_its_own_keeps_it() {
+    let answer = get_answer("/own-csp").await;
+    assert_eq!(
+        answer.header("content-security-policy"),
+        "script-src 'self'"
+    );
+    assert_eq!(answer.header("x-content-type-options"), "nosniff");
+    assert_eq!(answer.header("x-frame-options"), "DENY");
 }

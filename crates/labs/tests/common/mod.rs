@@ -50,6 +50,10 @@ pub fn http_config() -> HttpConfig {
         shutdown_timeout: Duration::from_secs(5),
         header_read_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_millis(500),
+        docs: true,
+        hsts_max_age: Duration::from_secs(365 * 24 * 3600),
+        hsts_include_subdomains: true,
+        production: false,
     }
 }
 
@@ -69,6 +73,7 @@ pub fn state_with_redis(db: PgPool, redis_url: &str) -> AppState {
         redis,
         ready_timeout: http_config().ready_timeout,
         root_path: http_config().root_path,
+        docs: true,
         readiness: std::sync::Arc::default(),
     }
 }
