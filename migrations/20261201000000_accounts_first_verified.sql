@@ -9,6 +9,13 @@
 ALTER TABLE users ADD COLUMN first_verified_at timestamptz;
 UPDATE users SET first_verified_at = email_verified_at WHERE email_verified_at IS NOT NULL;
 
+-- Bumped by every change that must end the logins in flight: an address claim that discards
+-- the signup's credentials, a new password (reset or change). A login reads it with the
+-- credentials it checks, and opens its session only if it is unchanged (under a share lock of
+-- the row): a login whose password check began before the change cannot slip a session in
+-- after the change revoked the others.
+ALTER TABLE users ADD COLUMN credentials_epoch integer NOT NULL DEFAULT 0;
+
 -- The purge's scan: only never-claimed accounts, oldest first.
 CREATE INDEX users_unclaimed_created_at_idx ON users (created_at) WHERE first_verified_at IS NULL;
 

@@ -411,8 +411,10 @@ async fn user(env: Environment, command: UserCommand) -> anyhow::Result<ExitCode
         // The operator vouches for the address, not for whoever signed it up: an account
         // nobody verified loses what its signup set (a pre-hijacked account must not become
         // the attacker's admin account).
-        let claimed = labs_db::users::claim(&db, found.user.id, false).await?;
-        labs_db::users::update(&db, found.user.id, &promote).await?;
+        let mut tx = db.begin().await?;
+        let claimed = labs_db::users::claim(&mut tx, found.user.id, false).await?;
+        labs_db::users::update(&mut *tx, found.user.id, &promote).await?;
+        tx.commit().await?;
         writeln!(stdout, "{email} is now an administrator")?;
         if claimed.is_some_and(|claimed| claimed.first) {
             writeln!(

@@ -1356,7 +1356,7 @@ async fn a_session_counts_only_for_its_own_account(db: PgPool) {
     let bob = insert_user(&db, "bob@example.com").await;
     let session = Uuid::now_v7();
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
-    labs_db::credentials::start_session(&db, session, ada, b"refresh-hash", expires)
+    labs_db::credentials::start_session(&db, session, ada, 0, b"refresh-hash", expires)
         .await
         .unwrap();
     let owner = labs_db::users::by_live_session(&db, ada, session)
@@ -1588,6 +1588,15 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
     let old_unverified = user(&db, "old-unverified@example.com", false, false).await;
     let new_unverified = user(&db, "new-unverified@example.com", false, false).await;
     let old_verified = user(&db, "old-verified@example.com", false, true).await;
+    // Never verified, but in use (unverified accounts may log in where
+    // LABS_REQUIRE_VERIFIED_EMAIL=false), or an admin's: kept.
+    let in_use = user(&db, "in-use@example.com", false, false).await;
+    let in_use_session = Uuid::now_v7();
+    let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    labs_db::credentials::start_session(&db, in_use_session, in_use, 0, b"in-use", expires)
+        .await
+        .unwrap();
+    let admin = user(&db, "unverified-admin@example.com", true, false).await;
     // An old account whose address an admin changed: unverified now, but claimed long ago.
     let changed = user(&db, "changed@example.com", false, true).await;
     let changes = labs_db::users::UserChanges {
@@ -1630,7 +1639,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         .await
         .unwrap();
     assert!(!left.contains(&old_unverified), "7 days unverified: purged");
-    for kept in [new_unverified, old_verified, changed] {
+    for kept in [new_unverified, old_verified, changed, in_use, admin] {
         assert!(left.contains(&kept), "{left:?}");
     }
 }
@@ -1977,5 +1986,121 @@ async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(
     assert!(
         message.contains("Subject: Two-factor authentication was turned off"),
         "{message}"
+    );
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPool) {
+    use labs_db::credentials::start_session;
+    let id = user(&db, "victim@example.com", false, false).await;
+    // What a stranger's password login read before the owner's claim.
+    let checked = labs_db::users::credentials(&db, None, Some(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .credentials_epoch;
+    let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+
+    // The login's session is being inserted (row share-locked, not committed) when the claim
+    // starts: the claim waits for it, then revokes it.
+    let mut login = db.begin().await.unwrap();
+    let early = Uuid::now_v7();
+    assert!(
+        start_session(&mut *login, early, id, checked, b"early", expires)
+            .await
+            .unwrap()
+    );
+    let claim = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let claimed = labs_db::users::claim(&mut tx, id, false).await.unwrap();
+            tx.commit().await.unwrap();
+            claimed.unwrap()
+        }
+    });
+    // A synchronisation point, not a timing assertion: until the claim waits on the row lock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    login.commit().await.unwrap();
+    let claimed = claim.await.unwrap();
+    assert!(claimed.first);
+    let revoked: bool =
+        sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM sessions WHERE id = $1")
+            .bind(early)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(
+        revoked,
+        "the session that slipped in while the claim waited is revoked"
+    );
+
+    // A login that checked the credentials before the claim opens nothing after it.
+    assert!(
+        !start_session(&db, Uuid::now_v7(), id, checked, b"late", expires)
+            .await
+            .unwrap()
+    );
+    assert!(
+        start_session(
+            &db,
+            Uuid::now_v7(),
+            id,
+            claimed.credentials_epoch,
+            b"now",
+            expires
+        )
+        .await
+        .unwrap()
+    );
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn a_rehash_never_writes_back_a_password_replaced_meanwhile(db: PgPool) {
+    let id = user(&db, "ada@example.com", false, true).await;
+    let read = labs_db::users::credentials(&db, None, Some(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    // A reset commits between the login's check and its rehash.
+    let changes = labs_db::users::UserChanges {
+        password_hash: Some("$argon2id$the-new-password"),
+        ..Default::default()
+    };
+    labs_db::users::update(&db, id, &changes).await.unwrap();
+    let rehashed = labs_db::users::rehash_password(&db, id, &read, "$argon2id$the-old-one")
+        .await
+        .unwrap();
+    assert!(!rehashed);
+    let stored = labs_db::users::credentials(&db, None, Some(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.password_hash.as_deref(),
+        Some("$argon2id$the-new-password")
+    );
+    assert_eq!(
+        stored.credentials_epoch, 1,
+        "a new password moves the version on"
     );
 }

@@ -375,4 +375,24 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
     assert_eq!(mail.smtp.messages().len(), 5, "of {asked} asked for");
     let stats = mail.queue.stats().await.unwrap();
     assert_eq!((stats.dead, stats.retrying), (0, 0), "dropped, not failed");
+
+    // A security notice still goes out: whoever spent the budget must not keep the owner
+    // from hearing that the password changed.
+    let notice = labs_jobs::jobs::SendEmail {
+        to: "ada@example.com".to_owned(),
+        email: labs_jobs::jobs::Email::PasswordChanged {},
+    };
+    let payload = labs_jobs::encode(notice).unwrap();
+    labs_db::outbox::insert(&db, "send_email", &payload, None)
+        .await
+        .unwrap();
+    mail.drain(&db, asked + 1).await;
+    let messages = mail.smtp.messages();
+    assert_eq!(messages.len(), 6, "the notice is not capped");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("Your password was changed")),
+        "{messages:?}"
+    );
 }

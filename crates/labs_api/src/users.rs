@@ -276,6 +276,10 @@ pub(crate) async fn update_user(
     if password_hash.is_some() || request.is_active == Some(false) {
         labs_db::credentials::revoke_all_sessions(&mut *tx, id, "changed by an admin").await?;
     }
+    // Links and codes sent to the old address (or for the old password) must not work now.
+    if request.email.is_some() || password_hash.is_some() {
+        labs_db::credentials::void_pending_secrets(&mut *tx, id).await?;
+    }
     tx.commit().await?;
     tracing::info!(admin = %admin.user.id, user = %id, "account changed by an admin");
     Ok(Json(user.into()))

@@ -27,23 +27,55 @@ impl Purpose {
 
 // --- sessions --------------------------------------------------------------------------------
 
-/// Opens a session with its first refresh token: one statement, so one round trip and one
-/// commit (a login's only write; a `BEGIN`, two inserts and a `COMMIT` were four round trips).
+/// Opens a session with its first refresh token, if the account is active and its
+/// credentials are still at `credentials_epoch` (the version the login checked); false if not.
+/// One statement, so one round trip and one commit (a login's only write; a `BEGIN`, two
+/// inserts and a `COMMIT` were four round trips).
+///
+/// The account's row is share-locked while the session is inserted: a concurrent change of the
+/// credentials (which takes the row's update lock, then revokes sessions) either waits for
+/// this session and revokes it, or commits first, and then the epoch no longer matches here.
+/// Without the check, a login whose password check began before a reset or an address claim
+/// would open a session after the change had revoked the others.
 pub async fn start_session(
     db: impl PgExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
+    credentials_epoch: i32,
     refresh_token_hash: &[u8],
     refresh_expires_at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "WITH session AS (INSERT INTO sessions (id, user_id) VALUES ($1, $2) RETURNING id)
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "WITH session AS (
+             INSERT INTO sessions (id, user_id)
+             SELECT $1, u.id FROM users u
+             WHERE u.id = $2 AND u.is_active AND u.credentials_epoch = $5
+             FOR SHARE OF u
+             RETURNING id
+         )
          INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
          SELECT $3, id, $4 FROM session",
         id,
         user_id,
         refresh_token_hash,
-        refresh_expires_at
+        refresh_expires_at,
+        credentials_epoch
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Voids every pending link and login code of an account (its address changed, or its
+/// password: whoever holds an older link must not use it now).
+pub async fn void_pending_secrets(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "WITH codes AS (DELETE FROM email_otps WHERE user_id = $1)
+         DELETE FROM one_time_tokens WHERE user_id = $1 AND used_at IS NULL",
+        user_id
     )
     .execute(db)
     .await?;

@@ -43,6 +43,9 @@ pub struct UserCredentials {
     pub password_hash: Option<String>,
     pub totp_secret: Option<Vec<u8>>,
     pub totp_last_step: Option<i64>,
+    /// The credentials' version: a session opens only if it is still this one (see
+    /// `credentials::start_session`).
+    pub credentials_epoch: i32,
 }
 
 /// A new account.
@@ -195,7 +198,7 @@ pub async fn credentials(
     let row = sqlx::query!(
         r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
                   totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at,
-                  password_hash, totp_secret, totp_last_step
+                  password_hash, totp_secret, totp_last_step, credentials_epoch
            FROM users WHERE email = $1 OR id = $2"#,
         email,
         id
@@ -207,6 +210,7 @@ pub async fn credentials(
         password_hash: r.password_hash,
         totp_secret: r.totp_secret,
         totp_last_step: r.totp_last_step,
+        credentials_epoch: r.credentials_epoch,
     }))
 }
 
@@ -258,6 +262,8 @@ pub async fn update(
                email = COALESCE($2, email),
                full_name = COALESCE($3, full_name),
                password_hash = COALESCE($4, password_hash),
+               -- A new password ends the logins in flight (`credentials_epoch`).
+               credentials_epoch = credentials_epoch + CASE WHEN $4 IS NULL THEN 0 ELSE 1 END,
                is_admin = COALESCE($5, is_admin),
                is_active = COALESCE($6, is_active)
            WHERE id = $1
@@ -272,6 +278,26 @@ pub async fn update(
     )
     .fetch_optional(db)
     .await
+}
+
+/// Replaces the hash of the same password made with old parameters, only if the stored hash
+/// is still `old`: a reset or claim that committed since the login read it must not be undone
+/// by writing the old password back.
+pub async fn rehash_password(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+        id,
+        old,
+        new
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Deletes an account and, by cascade, everything it owns. False if there was none.
@@ -289,27 +315,46 @@ pub struct Claimed {
     /// No address of this account had been proven before: its credentials were set by
     /// whoever signed up.
     pub first: bool,
+    /// The credentials' version after the claim, for the session a login opens next.
+    pub credentials_epoch: i32,
 }
 
 /// Marks the account's address as verified after a proof of control (a link or code sent to
-/// it), in one statement.
+/// it), in the caller's transaction.
 ///
 /// On the account's *first* proof, unless `keep_credentials` (the prover also showed the
 /// signup's password), every credential set before it is discarded: the password, TOTP, the
-/// recovery codes, and every session. Whoever signed up may not own the address, and must not
-/// keep a way into the account its owner now takes over (pre-hijacked accounts).
+/// recovery codes, pending links and codes, and every session; and the credentials' version
+/// moves on, so that a login checked against them but not finished yet opens no session.
+/// Whoever signed up may not own the address, and must not keep a way into the account its
+/// owner now takes over (pre-hijacked accounts).
+///
+/// Two statements: the row lock first, then the change. The change's snapshot is taken after
+/// the lock, so it sees every session a concurrent login opened under its share lock before
+/// (one statement would take its snapshot before waiting for the lock, and miss it).
 pub async fn claim(
-    db: impl PgExecutor<'_>,
+    tx: &mut sqlx::PgConnection,
     id: Uuid,
     keep_credentials: bool,
 ) -> Result<Option<Claimed>, sqlx::Error> {
+    let locked = sqlx::query_scalar!("SELECT id FROM users WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if locked.is_none() {
+        return Ok(None);
+    }
     let row = sqlx::query!(
         r#"WITH before AS (
                SELECT id, first_verified_at IS NULL AS first,
                       first_verified_at IS NULL AND NOT $2 AS discard
-               FROM users WHERE id = $1 FOR UPDATE
+               FROM users WHERE id = $1
            ), codes AS (
                DELETE FROM recovery_codes r USING before b WHERE r.user_id = b.id AND b.discard
+           ), links AS (
+               DELETE FROM one_time_tokens t USING before b
+               WHERE t.user_id = b.id AND b.discard AND t.used_at IS NULL
+           ), otps AS (
+               DELETE FROM email_otps o USING before b WHERE o.user_id = b.id AND b.discard
            ), ended AS (
                UPDATE sessions s SET revoked_at = now(), revoked_reason = 'address claimed'
                FROM before b
@@ -321,31 +366,41 @@ pub async fn claim(
                password_hash = CASE WHEN b.discard THEN NULL ELSE u.password_hash END,
                totp_secret = CASE WHEN b.discard THEN NULL ELSE u.totp_secret END,
                totp_enabled_at = CASE WHEN b.discard THEN NULL ELSE u.totp_enabled_at END,
-               totp_last_step = CASE WHEN b.discard THEN NULL ELSE u.totp_last_step END
+               totp_last_step = CASE WHEN b.discard THEN NULL ELSE u.totp_last_step END,
+               credentials_epoch = u.credentials_epoch + CASE WHEN b.discard THEN 1 ELSE 0 END
            FROM before b WHERE u.id = b.id
            RETURNING u.id, u.email, u.full_name, u.is_admin, u.is_active, u.email_verified_at,
                      u.totp_enabled_at IS NOT NULL AS "totp_enabled!", u.created_at,
-                     u.updated_at, b.first AS "first!""#,
+                     u.updated_at, b.first AS "first!", u.credentials_epoch"#,
         id,
         keep_credentials
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?;
     Ok(row.map(|r| Claimed {
         first: r.first,
+        credentials_epoch: r.credentials_epoch,
         user: user_of_row!(r),
     }))
 }
 
-/// Deletes accounts whose address nobody proved, created before `created_before`; returns
-/// how many. Their signup may have been anyone's, and a held address blocks its owner's own
-/// signup (they get "already registered" and must reset).
+/// Deletes accounts whose address nobody proved, created before `created_before`, that
+/// nobody uses; returns how many. Their signup may have been anyone's, and a held address
+/// blocks its owner's own signup (they get "already registered" and must reset).
+///
+/// "Nobody uses": not an admin, and no session on record (live, or ended less than a week
+/// ago: the credential purge keeps them that long). With the default
+/// `LABS_REQUIRE_VERIFIED_EMAIL=true` an unverified account cannot log in at all, so this
+/// spares nothing; with it off, an account in use is kept. The cascade would delete what the
+/// account owns (billing rows included), which is why the rule is this narrow.
 pub async fn purge_unclaimed(
     db: impl PgExecutor<'_>,
     created_before: OffsetDateTime,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
-        "DELETE FROM users WHERE first_verified_at IS NULL AND created_at < $1",
+        "DELETE FROM users u
+         WHERE u.first_verified_at IS NULL AND u.created_at < $1 AND NOT u.is_admin
+           AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id)",
         created_before
     )
     .execute(db)

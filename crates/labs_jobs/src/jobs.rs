@@ -42,6 +42,23 @@ pub enum Email {
     RecoveryCodesReplaced {},
 }
 
+impl Email {
+    /// Whether this message goes out even when the address's cap is spent: the operator's test
+    /// message, and the notices of a change to the account's security. Strangers cannot cause
+    /// those (they follow the owner's own authenticated actions, or a reset from the owner's
+    /// mailbox), and a thief who first floods the address with reset requests must not be
+    /// able to keep the owner from hearing that the password changed.
+    pub fn bypasses_address_cap(&self) -> bool {
+        matches!(
+            self,
+            Self::Test { .. }
+                | Self::PasswordChanged {}
+                | Self::TotpDisabled {}
+                | Self::RecoveryCodesReplaced {}
+        )
+    }
+}
+
 // A job payload holds what its email needs, which for these messages is a secret (a link
 // with a token, a code). Such a payload lives in the outbox row until relayed (seconds),
 // then in Redis until sent; both expire with the secret they carry. See docs/SECURITY.md.

@@ -18,7 +18,8 @@ const KEEP: time::Duration = time::Duration::days(7);
 #[derive(Debug, Clone, Copy, clap::Args)]
 #[command(next_help_heading = "Accounts")]
 pub struct PurgeConfig {
-    /// How long an account may wait for its address to be verified before it is deleted.
+    /// How long an account may wait for its address to be verified before it is deleted (if
+    /// it is no admin's and has no session on record); `0s`: never.
     #[arg(long, env = "LABS_UNVERIFIED_ACCOUNT_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub unverified_account_ttl: Duration,
 }
@@ -35,12 +36,16 @@ impl Handler<WorkerContext> for PurgeExpiredCredentials {
     /// Idempotent: deleting what is already gone deletes nothing.
     async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
         let deleted = labs_db::credentials::purge_expired(&ctx.db, KEEP).await?;
-        let ttl = time::Duration::try_from(ctx.purge.unverified_account_ttl)
-            .unwrap_or(time::Duration::MAX);
-        let cutoff = time::OffsetDateTime::now_utc()
-            .checked_sub(ttl)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let accounts = labs_db::users::purge_unclaimed(&ctx.db, cutoff).await?;
+        let ttl = ctx.purge.unverified_account_ttl;
+        let accounts = if ttl.is_zero() {
+            0
+        } else {
+            let ttl = time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX);
+            let cutoff = time::OffsetDateTime::now_utc()
+                .checked_sub(ttl)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            labs_db::users::purge_unclaimed(&ctx.db, cutoff).await?
+        };
         tracing::info!(
             deleted,
             unverified_accounts = accounts,

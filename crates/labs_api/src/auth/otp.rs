@@ -150,5 +150,13 @@ pub(crate) async fn verify_otp(
     if claimed.first {
         tracing::info!(user = %user_id, "address claimed by email code: what its signup set was discarded");
     }
-    complete_login(&state, &claimed.user, "email_otp", request.set_cookies).await
+    let epoch = claimed.credentials_epoch;
+    complete_login(
+        &state,
+        &claimed.user,
+        epoch,
+        "email_otp",
+        request.set_cookies,
+    )
+    .await
 }

@@ -455,20 +455,23 @@ pub(crate) async fn login_for_auth_token(
         let rehashed = blocking(&state, move || hasher.hash(&password))
             .await?
             .map_err(ApiError::internal)?;
-        let changes = UserChanges {
-            password_hash: Some(&rehashed),
-            ..UserChanges::default()
-        };
-        labs_db::users::update(&state.app.db, found.user.id, &changes).await?;
-        tracing::info!(user = %found.user.id, "password rehashed with the current parameters");
+        // Only over the hash this login checked: a reset or claim that committed meanwhile
+        // is not undone (nor the credentials' version moved: the password is the same).
+        let stored = found.password_hash.as_deref().unwrap_or_default();
+        if labs_db::users::rehash_password(&state.app.db, found.user.id, stored, &rehashed).await? {
+            tracing::info!(user = %found.user.id, "password rehashed with the current parameters");
+        }
     }
-    complete_login(&state, &found.user, "password", request.set_cookies).await
+    let epoch = found.credentials_epoch;
+    complete_login(&state, &found.user, epoch, "password", request.set_cookies).await
 }
 
-/// After a first factor (password or email code): the MFA challenge, or a session.
+/// After a first factor (password or email code) checked against the credentials at
+/// `credentials_epoch`: the MFA challenge, or a session.
 pub(crate) async fn complete_login(
     state: &ApiState,
     user: &labs_db::users::User,
+    credentials_epoch: i32,
     method: &'static str,
     cookies: bool,
 ) -> Result<Response, ApiError> {
@@ -502,7 +505,7 @@ pub(crate) async fn complete_login(
     }
     metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "success")
         .increment(1);
-    let tokens = session::start(state, user.id).await?;
+    let tokens = session::start(state, user.id, credentials_epoch).await?;
     Ok(session::answer(state, tokens, cookies))
 }
 
@@ -678,6 +681,8 @@ pub(crate) async fn change_password(
     labs_db::users::update(&mut *tx, user_id, &changes)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // A reset link or login code sent before the change must not undo it.
+    labs_db::credentials::void_pending_secrets(&mut *tx, user_id).await?;
     let ended = labs_db::credentials::revoke_other_sessions(
         &mut *tx,
         user_id,

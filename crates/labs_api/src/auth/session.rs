@@ -44,19 +44,36 @@ pub(crate) struct Tokens {
     pub(crate) expires_in: u64,
 }
 
-/// Starts a session for `user_id` (a credential was just checked, so the token is fresh).
-pub(crate) async fn start(state: &ApiState, user_id: Uuid) -> Result<Tokens, ApiError> {
+/// The account's credentials changed (a reset, a new password, its address claimed) between
+/// the check of this login's credential and its session.
+const CREDENTIALS_CHANGED: ApiError = ApiError::Unauthorized {
+    code: "credentials-changed",
+    detail: "The account's credentials changed while you were logging in: log in again.",
+};
+
+/// Starts a session for `user_id`, whose credentials were just checked at `credentials_epoch`
+/// (so the token is fresh). 401 if they changed since: the change revoked every session, and
+/// this one must not slip in after it.
+pub(crate) async fn start(
+    state: &ApiState,
+    user_id: Uuid,
+    credentials_epoch: i32,
+) -> Result<Tokens, ApiError> {
     let session_id = Uuid::now_v7();
     let refresh = OpaqueToken::generate();
     let now = OffsetDateTime::now_utc();
-    labs_db::credentials::start_session(
+    let opened = labs_db::credentials::start_session(
         &state.app.db,
         session_id,
         user_id,
+        credentials_epoch,
         &refresh.hash(),
         refresh_expiry(state, now),
     )
     .await?;
+    if !opened {
+        return Err(CREDENTIALS_CHANGED);
+    }
     issue(state, user_id, session_id, refresh, true)
 }
 

@@ -397,6 +397,6 @@ pub(crate) async fn verify_totp(
         .ok_or(INVALID_CHALLENGE)?;
     metrics::counter!("labs_auth_logins_total", "method" => "totp", "outcome" => "success")
         .increment(1);
-    let tokens = session::start(&state, user_id).await?;
+    let tokens = session::start(&state, user_id, found.credentials_epoch).await?;
     Ok(session::answer(&state, tokens, request.set_cookies))
 }

@@ -220,9 +220,10 @@ impl Handler<WorkerContext> for SendEmail {
     /// Over the address's cap, the message is dropped (logged and counted, never retried: a
     /// retry an hour later would deliver a stale code or link, and the flood it stops).
     async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
-        // The operator's `labs email test` is not capped: only someone holding the deployment's
-        // credentials can queue it, and a cap would make an SMTP debugging session go quiet.
-        let capped = !matches!(self.email, labs_jobs::jobs::Email::Test { .. });
+        // Not capped: the operator's `labs email test` (only someone holding the deployment's
+        // credentials can queue it, and a cap would make an SMTP debugging session go quiet),
+        // and security notices (see `Email::bypasses_address_cap`).
+        let capped = !self.email.bypasses_address_cap();
         let Some(cap) = ctx.email_cap.as_ref().filter(|_| capped) else {
             return ctx.mailer.send(&self.to, &self.email).await;
         };
