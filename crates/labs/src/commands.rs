@@ -83,7 +83,7 @@ async fn serve(
     let api = if roles.has(Role::Api) {
         let keys = auth_keys(env, &args.auth.keys)?;
         if env.is_production() {
-            crate::production::refuse(crate::production::api_problems(&args.auth))?;
+            crate::production::refuse(&crate::production::api_problems(&args.auth))?;
         }
         let auth = Auth::new(
             keys,
@@ -317,9 +317,12 @@ async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCo
             requested_by,
             queue: args,
         } => {
+            // The mailer's own rule, so that a typo fails here rather than in the worker's log.
+            let to = labs_domain::Email::parse(&to)
+                .context("--to is not an address the mailer can send to")?;
             let queue = command_queue(env, &args)?;
             let job = SendEmail {
-                to,
+                to: to.into_string(),
                 email: Email::Test { requested_by },
             };
             let id = queue.enqueue(job).await?;
@@ -402,12 +405,11 @@ fn auth_keys(env: Environment, config: &KeyConfig) -> anyhow::Result<AuthKeys> {
     };
     let keys = AuthKeys::new(config, &secrets)?;
     if env.is_production() {
-        crate::production::refuse(
-            labs_auth::material::production_problems(config, &secrets)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        )?;
+        let problems: Vec<String> = labs_auth::material::production_problems(config, &secrets)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        crate::production::refuse(&problems)?;
     }
     Ok(keys)
 }
@@ -444,7 +446,7 @@ async fn user(env: Environment, command: UserCommand) -> anyhow::Result<ExitCode
     };
     let password = labs_domain::Password::new(password).context("LABS_ADMIN_PASSWORD")?;
     if env.is_production() {
-        crate::production::refuse(crate::production::key_setting_problems(&keys))?;
+        crate::production::refuse(&crate::production::key_setting_problems(&keys))?;
     }
     // Only the hasher's parameters matter here; no other key is needed to create an account.
     let hasher = labs_auth::PasswordHasher::new(

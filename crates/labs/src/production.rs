@@ -31,7 +31,7 @@ const OWASP_ARGON2ID: [(u32, u32); 5] = [
 
 /// Stops the process when there is any problem: one error listing them all, so that an
 /// operator fixes every setting in one go rather than one restart at a time.
-pub fn refuse(problems: Vec<String>) -> anyhow::Result<()> {
+pub fn refuse(problems: &[String]) -> anyhow::Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
@@ -207,7 +207,7 @@ mod tests {
             "--trusted-proxies=0.0.0.0/0",
         ]);
         assert_eq!(found.len(), 4, "{found:?}");
-        let error = refuse(found).unwrap_err().to_string();
+        let error = refuse(&found).unwrap_err().to_string();
         for variable in [
             "LABS_COOKIE_SECURE",
             "LABS_ACCESS_TOKEN_TTL",
@@ -216,6 +216,6 @@ mod tests {
         ] {
             assert!(error.contains(variable), "{error}");
         }
-        assert!(refuse(Vec::new()).is_ok());
+        assert!(refuse(&[]).is_ok());
     }
 }
