@@ -85,6 +85,9 @@ async fn serve(
     // Only the api role holds credential keys: the other roles run without them.
     let api = if roles.has(Role::Api) {
         let keys = auth_keys(env, &args.auth.keys)?;
+        if env.is_production() {
+            crate::production::refuse(&crate::production::api_problems(&args.auth))?;
+        }
         let auth = Auth::new(
             keys,
             args.auth.clone(),
@@ -324,9 +327,12 @@ async fn email(env: Environment, command: EmailCommand) -> anyhow::Result<ExitCo
             requested_by,
             queue: args,
         } => {
+            // The mailer's own rule, so that a typo fails here rather than in the worker's log.
+            let to = labs_domain::Email::parse(&to)
+                .context("--to is not an address the mailer can send to")?;
             let queue = command_queue(env, &args)?;
             let job = SendEmail {
-                to,
+                to: to.into_string(),
                 email: Email::Test { requested_by },
             };
             let id = queue.enqueue(job).await?;
@@ -361,8 +367,26 @@ fn webhook_secrets(env: Environment, config: &HooksConfig) -> anyhow::Result<Vec
             Some(secret),
             DEV_STRIPE_WEBHOOK_SECRET,
         )?;
+        if env.is_production() && is_dev_webhook_secret(secret.expose_secret()) {
+            anyhow::bail!(
+                "LABS_STRIPE_WEBHOOK_SECRETS holds the development secret (spelt differently); \
+                 production needs the signing secret of its Stripe endpoint"
+            );
+        }
     }
     Ok(secrets)
+}
+
+/// Whether `secret` is the development webhook secret up to spelling: surrounding whitespace,
+/// letter case, with or without Stripe's `whsec_` prefix.
+fn is_dev_webhook_secret(secret: &str) -> bool {
+    let normal = |secret: &str| {
+        let secret = secret.trim().to_ascii_lowercase();
+        secret
+            .strip_prefix("whsec_")
+            .map_or(secret.clone(), str::to_owned)
+    };
+    normal(secret) == normal(DEV_STRIPE_WEBHOOK_SECRET)
 }
 // template:end stripe
 
@@ -389,7 +413,15 @@ fn auth_keys(env: Environment, config: &KeyConfig) -> anyhow::Result<AuthKeys> {
             DEV_CODE_HASH_KEY,
         )?,
     };
-    Ok(AuthKeys::new(config, &secrets)?)
+    let keys = AuthKeys::new(config, &secrets)?;
+    if env.is_production() {
+        let problems: Vec<String> = labs_auth::material::production_problems(config, &secrets)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        crate::production::refuse(&problems)?;
+    }
+    Ok(keys)
 }
 
 async fn user(env: Environment, command: UserCommand) -> anyhow::Result<ExitCode> {
@@ -435,6 +467,9 @@ async fn user(env: Environment, command: UserCommand) -> anyhow::Result<ExitCode
         ),
     };
     let password = labs_domain::Password::new(password).context("LABS_ADMIN_PASSWORD")?;
+    if env.is_production() {
+        crate::production::refuse(&crate::production::key_setting_problems(&keys))?;
+    }
     // Only the hasher's parameters matter here; no other key is needed to create an account.
     let hasher = labs_auth::PasswordHasher::new(
         keys.argon2_memory_kib,
@@ -610,6 +645,22 @@ fn openapi(args: &OpenapiArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::split_http_url;
+
+    // template:begin stripe
+    #[test]
+    fn the_development_webhook_secret_is_recognised_in_any_spelling() {
+        for spelt in [
+            "whsec_development_only",
+            "whsec_development_only ",
+            "\twhsec_development_only\n",
+            "WHSEC_DEVELOPMENT_ONLY",
+            "development_only",
+        ] {
+            assert!(super::is_dev_webhook_secret(spelt), "{spelt:?}");
+        }
+        assert!(!super::is_dev_webhook_secret("whsec_9f8e7d6c5b4a"));
+    }
+    // template:end stripe
 
     #[test]
     fn health_check_urls_are_split_into_authority_and_path() {

@@ -24,6 +24,10 @@ pub fn load_dotenv() {
 
 /// A secret the process cannot run without: in development it falls back to the local
 /// default; in production it must be set, and not to the development value.
+///
+/// The comparison ignores surrounding whitespace (a trailing newline from a secrets file is
+/// the same secret). It is only the first line of defence: keys are also compared as parsed
+/// material (`labs_auth::material`), which no respelling escapes.
 pub fn required_secret(
     env: Environment,
     variable: &str,
@@ -31,7 +35,9 @@ pub fn required_secret(
     development_default: &str,
 ) -> anyhow::Result<SecretString> {
     match (value, env) {
-        (Some(value), Environment::Production) if value.expose_secret() == development_default => {
+        (Some(value), Environment::Production)
+            if value.expose_secret().trim() == development_default.trim() =>
+        {
             anyhow::bail!(
                 "{variable} is set to the development default; production needs its own value"
             )
@@ -101,6 +107,20 @@ mod tests {
             required_secret(Environment::Production, "DATABASE_URL", Some(&dev), DEV).unwrap_err();
         assert!(error.to_string().contains("DATABASE_URL"), "{error}");
         assert!(error.to_string().contains("development default"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_the_development_value_with_whitespace_around_it() {
+        for spelt in [
+            format!("{DEV}\n"),
+            format!("  {DEV} "),
+            format!("{DEV}\r\n"),
+        ] {
+            let dev = SecretString::from(spelt);
+            let error = required_secret(Environment::Production, "DATABASE_URL", Some(&dev), DEV)
+                .unwrap_err();
+            assert!(error.to_string().contains("development default"), "{error}");
+        }
     }
 
     #[test]

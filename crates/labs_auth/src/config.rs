@@ -180,15 +180,32 @@ impl AuthKeys {
     }
 }
 
-fn decode_base64(variable: &'static str, text: &str) -> Result<Vec<u8>, KeyError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()))
+/// Base64 in either alphabet (standard or URL-safe), padded or not, with surrounding
+/// whitespace: the spellings `openssl rand -base64`, `labs keys generate` and hand copies
+/// produce. One key is one byte string however it is spelt, which the production check relies
+/// on to recognise a development key written differently (rather than comparing strings).
+pub(crate) fn decode_base64(variable: &'static str, text: &str) -> Result<Vec<u8>, KeyError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let standard: String = text
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    ANY_PADDING
+        .decode(standard)
         .map_err(|e| KeyError::new(variable, format!("not base64 ({e})")))
 }
 
 /// `id:base64key,...` → [(id, key)].
-fn parse_key_list(text: &str) -> Result<Vec<(u8, [u8; 32])>, KeyError> {
+pub(crate) fn parse_key_list(text: &str) -> Result<Vec<(u8, [u8; 32])>, KeyError> {
     let bad = |why: String| KeyError::new("LABS_TOTP_ENCRYPTION_KEYS", why);
     text.split(',')
         .filter(|entry| !entry.trim().is_empty())

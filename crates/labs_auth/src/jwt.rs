@@ -54,6 +54,10 @@ pub enum TokenError {
     UnknownKey,
     #[error("the token has expired")]
     Expired,
+    /// `nbf` or `iat` later than now (beyond the leeway): a token minted for later, or by a
+    /// signer whose clock is wrong; either way not one to honour now.
+    #[error("the token is not valid yet")]
+    NotYetValid,
     #[error("the token's signature, issuer, audience or claims are invalid")]
     Invalid,
 }
@@ -101,33 +105,10 @@ impl JwtKeys {
         retired_pem: &str,
         policy: TokenPolicy,
     ) -> Result<Self, KeyError> {
-        let bad = |why: String| KeyError::new("LABS_JWT_SIGNING_KEY", why);
-        let der = match crate::pem::blocks(signing_pem, "PRIVATE KEY")
-            .map_err(bad)?
-            .as_slice()
-        {
-            [der] => der.clone(),
-            _ => {
-                return Err(bad(
-                    "expected exactly one `PRIVATE KEY` PEM block".to_owned()
-                ));
-            }
-        };
-        let pair = Ed25519KeyPair::from_pkcs8(&der)
-            .map_err(|e| bad(format!("not a PKCS#8 Ed25519 private key ({e})")))?;
-        let public = pair.public_key().as_ref().to_vec();
-
-        let mut publics = vec![public];
-        for spki in crate::pem::blocks(retired_pem, "PUBLIC KEY")
-            .map_err(|why| KeyError::new("LABS_JWT_RETIRED_KEYS", why))?
-        {
-            publics.push(ed25519_public_from_spki(&spki).ok_or_else(|| {
-                KeyError::new(
-                    "LABS_JWT_RETIRED_KEYS",
-                    "not an Ed25519 public key".to_owned(),
-                )
-            })?);
-        }
+        let signing = Ed25519Material::of_private_pem(signing_pem)?;
+        let der = signing.pkcs8;
+        let mut publics = vec![signing.public];
+        publics.extend(retired_ed25519_publics(retired_pem)?);
         let mut decoding = Vec::new();
         let mut public_jwks = Vec::new();
         for public in &publics {
@@ -194,6 +175,9 @@ impl JwtKeys {
     ) -> Self {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
+        // Checked when present; we never set `nbf`, but a token another signer (a retired key's
+        // holder) minted for later is not valid before it.
+        validation.validate_nbf = true;
         validation.set_issuer(&[&policy.issuer]);
         validation.set_audience(&[&policy.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
@@ -246,7 +230,8 @@ impl JwtKeys {
         Ok((token, claims))
     }
 
-    /// Checks a presented token: algorithm, key, signature, issuer, audience, expiry.
+    /// Checks a presented token: algorithm, key, signature, issuer, audience, expiry, and that
+    /// neither `nbf` nor `iat` is in the future (beyond [`LEEWAY_SECONDS`]).
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         // An unknown `alg` (such as `none`) does not even parse as a header.
@@ -259,16 +244,24 @@ impl JwtKeys {
             .and_then(|kid| self.decoding.iter().find(|(known, _)| *known == kid))
             .map(|(_, key)| key)
             .ok_or(TokenError::UnknownKey)?;
-        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 ErrorKind::InvalidToken
                 | ErrorKind::Base64(_)
                 | ErrorKind::Json(_)
                 | ErrorKind::Utf8(_) => TokenError::Malformed,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        // jsonwebtoken has no `iat` check. A token issued in the future would outlive its
+        // `exp - iat` lifetime as seen from here, and says its signer's clock (or the signer)
+        // is not to be trusted.
+        if claims.iat > OffsetDateTime::now_utc().unix_timestamp() + LEEWAY_SECONDS as i64 {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
     }
 
     /// The JSON Web Key Set of our public keys (RFC 7517), for `/.well-known/jwks.json`.
@@ -303,6 +296,64 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 
 fn ed25519_public_from_spki(spki: &[u8]) -> Option<Vec<u8>> {
     (spki.len() == 44 && spki[..12] == ED25519_SPKI_PREFIX).then(|| spki[12..].to_vec())
+}
+
+/// An Ed25519 private key as parsed from its PEM: what signs, and what it is made of (the
+/// production checks compare the public key and look at the seed).
+pub(crate) struct Ed25519Material {
+    pub(crate) pkcs8: Vec<u8>,
+    pub(crate) public: Vec<u8>,
+    /// The 32-byte secret seed, when it could be found in the DER (always for the PKCS#8
+    /// forms openssl and we write).
+    pub(crate) seed: Option<Vec<u8>>,
+}
+
+impl Ed25519Material {
+    /// Parses `LABS_JWT_SIGNING_KEY`: exactly one `PRIVATE KEY` block, PKCS#8 Ed25519.
+    pub(crate) fn of_private_pem(pem: &str) -> Result<Self, KeyError> {
+        let bad = |why: String| KeyError::new("LABS_JWT_SIGNING_KEY", why);
+        let der = match crate::pem::blocks(pem, "PRIVATE KEY")
+            .map_err(bad)?
+            .as_slice()
+        {
+            [der] => der.clone(),
+            _ => {
+                return Err(bad(
+                    "expected exactly one `PRIVATE KEY` PEM block".to_owned()
+                ));
+            }
+        };
+        let pair = Ed25519KeyPair::from_pkcs8(&der)
+            .map_err(|e| bad(format!("not a PKCS#8 Ed25519 private key ({e})")))?;
+        // The seed is the content of the `CurvePrivateKey` OCTET STRING (04 20 ...), itself
+        // wrapped in the `privateKey` OCTET STRING (04 22): the same in PKCS#8 v1 and v2.
+        let seed = der
+            .windows(4)
+            .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+            .and_then(|at| der.get(at + 4..at + 36))
+            .map(<[u8]>::to_vec);
+        Ok(Self {
+            public: pair.public_key().as_ref().to_vec(),
+            pkcs8: der,
+            seed,
+        })
+    }
+}
+
+/// The raw public keys of the `PUBLIC KEY` blocks of `LABS_JWT_RETIRED_KEYS`.
+pub(crate) fn retired_ed25519_publics(pem: &str) -> Result<Vec<Vec<u8>>, KeyError> {
+    crate::pem::blocks(pem, "PUBLIC KEY")
+        .map_err(|why| KeyError::new("LABS_JWT_RETIRED_KEYS", why))?
+        .iter()
+        .map(|spki| {
+            ed25519_public_from_spki(spki).ok_or_else(|| {
+                KeyError::new(
+                    "LABS_JWT_RETIRED_KEYS",
+                    "not an Ed25519 public key".to_owned(),
+                )
+            })
+        })
+        .collect()
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -489,6 +540,50 @@ mod tests {
                 "{issuer} {audience}"
             );
         }
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_beyond_the_leeway() {
+        let keys = keys();
+        let later = now() + time::Duration::seconds(LEEWAY_SECONDS as i64 + 60);
+        let (future, _) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, later)
+            .unwrap();
+        assert_eq!(keys.verify(&future), Err(TokenError::NotYetValid));
+
+        // A signer whose clock runs a few seconds ahead is within the leeway.
+        let skewed = now() + time::Duration::seconds(LEEWAY_SECONDS as i64 / 2);
+        let (ahead, _) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, skewed)
+            .unwrap();
+        assert!(keys.verify(&ahead).is_ok());
+        let (current, _) = keys
+            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .unwrap();
+        assert!(keys.verify(&current).is_ok());
+    }
+
+    #[test]
+    fn a_token_not_valid_before_a_future_time_is_refused_beyond_the_leeway() {
+        let keys = keys();
+        let sign = |nbf_offset: i64| {
+            let (_, claims) = keys
+                .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+                .unwrap();
+            let mut claims = serde_json::to_value(claims).unwrap();
+            claims["nbf"] = json!(now().unix_timestamp() + nbf_offset);
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(keys.kid().to_owned());
+            jsonwebtoken::encode(&header, &claims, &keys.encoding).unwrap()
+        };
+        let leeway = LEEWAY_SECONDS as i64;
+        assert_eq!(
+            keys.verify(&sign(leeway + 60)),
+            Err(TokenError::NotYetValid)
+        );
+        assert!(keys.verify(&sign(leeway / 2)).is_ok());
+        assert!(keys.verify(&sign(0)).is_ok());
+        assert!(keys.verify(&sign(-60)).is_ok());
     }
 
     #[test]

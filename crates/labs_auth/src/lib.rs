@@ -11,10 +11,14 @@
 //! | TOTP | RFC 6238 (HMAC-SHA1, 30 s, 6 digits, ±1 step, replay refused) | [`totp`] |
 //! | TOTP secrets at rest | XChaCha20-Poly1305, key id prefix, user id as AAD | [`sealed`] |
 //!
+//! [`material`] holds the production checks on keys: no development key in any spelling, none
+//! too regular to be random.
+//!
 //! `docs/SECURITY.md` explains each choice and how to rotate each key.
 
 pub mod config;
 pub mod jwt;
+pub mod material;
 pub mod password;
 mod pem;
 pub mod sealed;

@@ -92,10 +92,25 @@ impl Mailer {
         Ok(Self { from, transport })
     }
 
-    /// Renders and sends one email.
+    /// Renders and sends one email. An address that cannot be sent to is a permanent failure:
+    /// logged and dropped (`Ok`), not retried.
     pub async fn send(&self, to: &str, email: &labs_jobs::jobs::Email) -> Result<(), JobError> {
-        let to: Mailbox = to.parse()?;
         let rendered = templates::render(email)?;
+        // The rule every stored address passed at the API (one rule, labs_domain's). An address
+        // that fails it (stored before the rule, or queued by hand) fails the same way on every
+        // attempt: retrying it for hours with backoff helps nobody and hides it among transient
+        // errors. The queue has no "permanent error" to return instead of Ok; the error log
+        // line is where it shows.
+        let Some(to) = labs_domain::Email::parse(to)
+            .ok()
+            .and_then(|to| to.as_str().parse::<Mailbox>().ok())
+        else {
+            tracing::error!(
+                email.template = rendered.template,
+                "email not sent: the recipient is not an address we can send to; dropped, not retried"
+            );
+            return Ok(());
+        };
         let message = Message::builder()
             .from(self.from.clone())
             .to(to.clone())
