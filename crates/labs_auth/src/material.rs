@@ -267,6 +267,29 @@ mod tests {
     }
 
     #[test]
+    fn the_development_signing_key_is_refused_as_a_pkcs8_v2_document() {
+        use aws_lc_rs::signature::Ed25519KeyPair;
+        let v1 = Ed25519Material::of_private_pem(DEV_JWT_SIGNING_KEY).unwrap();
+        // The same key, written with its public key inside (RFC 5958), as some tools write it.
+        let v2 = Ed25519KeyPair::from_pkcs8(&v1.pkcs8)
+            .unwrap()
+            .to_pkcs8()
+            .unwrap();
+        assert_ne!(v2.as_ref(), v1.pkcs8.as_slice());
+        let body = base64::engine::general_purpose::STANDARD.encode(v2.as_ref());
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n");
+        assert_eq!(
+            Ed25519Material::of_private_pem(&pem).unwrap().seed,
+            v1.seed,
+            "the seed is found in both layouts"
+        );
+        assert_eq!(
+            named(&config(JwtAlgorithm::Eddsa, None), &own_secrets(&pem)),
+            ["LABS_JWT_SIGNING_KEY"]
+        );
+    }
+
+    #[test]
     fn the_development_public_key_is_refused_as_a_retired_key() {
         let dev_public = public_pem_of(DEV_JWT_SIGNING_KEY).unwrap();
         let (_, other_public) = generate_ed25519_pem();
