@@ -143,7 +143,7 @@ pub(crate) async fn verify_otp(
     };
     guess.succeeded(&state).await;
     labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
-    let claimed = labs_db::users::claim(&mut *tx, user_id, false)
+    let claimed = labs_db::users::claim(&mut tx, user_id, false)
         .await?
         .ok_or(INVALID_CODE)?;
     tx.commit().await?;

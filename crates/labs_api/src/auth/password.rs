@@ -322,7 +322,7 @@ pub(crate) async fn verify_user(
         .await?
         .ok_or(INVALID_LINK)?;
     // Whoever follows the link knows the signup's password: its credentials are theirs.
-    let claimed = labs_db::users::claim(&mut *tx, user_id, true)
+    let claimed = labs_db::users::claim(&mut tx, user_id, true)
         .await?
         .ok_or(INVALID_LINK)?;
     tx.commit().await?;
@@ -595,7 +595,7 @@ pub(crate) async fn reset_password(
     .ok_or(INVALID_LINK)?;
     // First the claim (which discards a never-verified account's credentials), then the new
     // password.
-    labs_db::users::claim(&mut *tx, user_id, false)
+    labs_db::users::claim(&mut tx, user_id, false)
         .await?
         .ok_or(INVALID_LINK)?;
     let changes = UserChanges {
