@@ -15,8 +15,6 @@ use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
 use labs_testkit::{Answer, SmtpServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
-use labs_worker::email::{MailConfig, Mailer};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -38,21 +36,9 @@ async fn get_as(app: &Router, path: &str, token: &str) -> Answer {
     .await
 }
 
-/// An account made directly in the database (verified unless told otherwise).
+/// An account made directly in the database, with [`PASSWORD`].
 async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> Uuid {
-    let hash = labs_auth::PasswordHasher::default_cost()
-        .unwrap()
-        .hash(PASSWORD)
-        .unwrap();
-    let new = labs_db::users::NewUser {
-        id: Uuid::now_v7(),
-        email,
-        full_name: None,
-        password_hash: Some(&hash),
-        is_admin: admin,
-        verified,
-    };
-    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+    common::insert_user_with_password(db, email, PASSWORD, admin, verified).await
 }
 
 /// The API with budgets above what a test makes: for tests of something else than the limits.
@@ -94,16 +80,7 @@ struct Mail {
 impl Mail {
     fn start(db: &PgPool) -> Self {
         let smtp = SmtpServer::start();
-        let mailer = Mailer::new(&MailConfig {
-            smtp_url: Some(SecretString::from(format!(
-                "smtp://127.0.0.1:{}",
-                smtp.port
-            ))),
-            mail_from: "labs <noreply@labs.test>".to_owned(),
-            smtp_timeout: Duration::from_secs(5),
-            smtp_ca_file: None,
-        })
-        .unwrap();
+        let mailer = common::mailer(Some(smtp.port));
         let ctx = WorkerContext::new(
             db.clone(),
             job_queue(&shared_redis_url(), &unique_name("mail")),
@@ -1617,13 +1594,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         .await
         .unwrap();
 
-    let mailer = Mailer::new(&MailConfig {
-        smtp_url: None,
-        mail_from: "labs <noreply@labs.test>".to_owned(),
-        smtp_timeout: Duration::from_secs(1),
-        smtp_ca_file: None,
-    })
-    .unwrap();
+    let mailer = common::mailer(None);
     let ctx = WorkerContext::new(
         db.clone(),
         job_queue(&shared_redis_url(), &unique_name("purge")),

@@ -19,7 +19,7 @@ use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
 use labs_testkit::{Answer, SmtpServer, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
-use labs_worker::email::{EmailCap, MailConfig, Mailer};
+use labs_worker::email::EmailCap;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -54,19 +54,7 @@ async fn login_from(app: &Router, from: &str, email: &str, password: &str) -> St
 
 /// An account made directly in the database, with [`PASSWORD`].
 async fn user(db: &PgPool, email: &str, verified: bool) -> Uuid {
-    let hash = labs_auth::PasswordHasher::default_cost()
-        .unwrap()
-        .hash(PASSWORD)
-        .unwrap();
-    let new = labs_db::users::NewUser {
-        id: Uuid::now_v7(),
-        email,
-        full_name: None,
-        password_hash: Some(&hash),
-        is_admin: false,
-        verified,
-    };
-    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+    common::insert_user_with_password(db, email, PASSWORD, false, verified).await
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -225,16 +213,7 @@ struct Mail {
 impl Mail {
     fn start(db: &PgPool) -> Self {
         let smtp = SmtpServer::start();
-        let mailer = Mailer::new(&MailConfig {
-            smtp_url: Some(SecretString::from(format!(
-                "smtp://127.0.0.1:{}",
-                smtp.port
-            ))),
-            mail_from: "labs <noreply@labs.test>".to_owned(),
-            smtp_timeout: Duration::from_secs(5),
-            smtp_ca_file: None,
-        })
-        .unwrap();
+        let mailer = common::mailer(Some(smtp.port));
         let redis = labs_db::redis::connect_lazy(
             &SecretString::from(shared_redis_url()),
             &common::redis_config(),

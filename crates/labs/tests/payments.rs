@@ -19,7 +19,6 @@ use labs_jobs::Handler;
 use labs_jobs::jobs::{ProcessStripeEvent, RelayOutbox};
 use labs_testkit::{Answer, RedisServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
-use labs_worker::email::{MailConfig, Mailer};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -99,13 +98,7 @@ fn subscription_event(id: &str, kind: &str, created: i64, user: Uuid, status: &s
 }
 
 fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
-    let mailer = Mailer::new(&MailConfig {
-        smtp_url: None,
-        mail_from: "labs <noreply@labs.test>".to_owned(),
-        smtp_timeout: Duration::from_secs(5),
-        smtp_ca_file: None,
-    })
-    .unwrap();
+    let mailer = common::mailer(None);
     WorkerContext::new(
         db.clone(),
         job_queue(redis_url, &unique_name("billing")),

@@ -39,6 +39,41 @@ pub async fn insert_user(db: &PgPool, email: &str) -> uuid::Uuid {
     labs_db::users::insert(db, &new).await.unwrap().unwrap().id
 }
 
+/// An account with `password`, straight into the database; its id.
+pub async fn insert_user_with_password(
+    db: &PgPool,
+    email: &str,
+    password: &str,
+    admin: bool,
+    verified: bool,
+) -> uuid::Uuid {
+    let hash = labs_auth::PasswordHasher::default_cost()
+        .unwrap()
+        .hash(password)
+        .unwrap();
+    let new = labs_db::users::NewUser {
+        id: uuid::Uuid::now_v7(),
+        email,
+        full_name: None,
+        password_hash: Some(&hash),
+        is_admin: admin,
+        verified,
+    };
+    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+}
+
+/// The worker's mailer: through the plain SMTP server on `smtp_port`, or, with `None`, into
+/// the log (as in development).
+pub fn mailer(smtp_port: Option<u16>) -> labs_worker::email::Mailer {
+    labs_worker::email::Mailer::new(&labs_worker::email::MailConfig {
+        smtp_url: smtp_port.map(|port| SecretString::from(format!("smtp://127.0.0.1:{port}"))),
+        mail_from: "labs <noreply@labs.test>".to_owned(),
+        smtp_timeout: Duration::from_secs(5),
+        smtp_ca_file: None,
+    })
+    .unwrap()
+}
+
 pub fn http_config() -> HttpConfig {
     HttpConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
