@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 drain: Duration::from_secs(5),
             };
-            Runtime::new(&queue, (), config)
+            Runtime::new(&queue, (), config)?
                 .job::<Noop>()
                 .run(shutdown)
                 .await?;

@@ -126,6 +126,27 @@ impl oxana::Queue for NamedQueue {
 #[derive(Clone)]
 pub struct JobQueue {
     storage: oxana::Storage,
+    /// How `storage` was built, so that each worker runtime gets a storage of its own (see
+    /// [`JobQueue::storage_for_a_runtime`]).
+    recipe: std::sync::Arc<Recipe>,
+}
+
+/// What a storage is built from.
+struct Recipe {
+    url: SecretString,
+    namespace: String,
+    dead_job_limit: usize,
+    response_timeout: Duration,
+}
+
+impl Recipe {
+    fn build(&self) -> Result<oxana::Storage, JobsError> {
+        Ok(oxana::Storage::builder()
+            .namespace(self.namespace.clone())
+            .dead_job_limit(NonZeroUsize::new(self.dead_job_limit))
+            .redis_response_timeout(self.response_timeout)
+            .build_from_redis_url(self.url.expose_secret())?)
+    }
 }
 
 impl std::fmt::Debug for JobQueue {
@@ -143,16 +164,30 @@ impl JobQueue {
         config: &JobsConfig,
         response_timeout: Duration,
     ) -> Result<Self, JobsError> {
-        let storage = oxana::Storage::builder()
-            .namespace(config.jobs_namespace.clone())
-            .dead_job_limit(NonZeroUsize::new(config.dead_job_limit))
-            .redis_response_timeout(response_timeout)
-            .build_from_redis_url(url.expose_secret())?;
-        Ok(Self { storage })
+        let recipe = Recipe {
+            url: url.clone(),
+            namespace: config.jobs_namespace.clone(),
+            dead_job_limit: config.dead_job_limit,
+            response_timeout,
+        };
+        Ok(Self {
+            storage: recipe.build()?,
+            recipe: std::sync::Arc::new(recipe),
+        })
     }
 
-    pub(crate) fn storage(&self) -> &oxana::Storage {
-        &self.storage
+    /// A new storage for one worker runtime: same Redis and namespace, its own identity.
+    ///
+    /// oxana names a worker process by its storage (host, pid and an id drawn when the storage
+    /// is built), and re-delivers a process's in-flight jobs only once that name stops
+    /// heartbeating. A runtime that ends on a Redis error can leave a claim behind (Redis moved
+    /// a job to its in-flight list, the reply never came back). Were the next runtime built on
+    /// the same storage, it would heartbeat under the same name and that job would stay in
+    /// flight for ever; under a name of its own, the ended runtime's list counts as dead and
+    /// its jobs run again (at least once). Rejected: one storage per process with our own sweep
+    /// of the in-flight list, which would race oxana's claim bookkeeping.
+    pub(crate) fn storage_for_a_runtime(&self) -> Result<oxana::Storage, JobsError> {
+        self.recipe.build()
     }
 
     /// Queues `job` to run as soon as a worker is free. Returns its id.

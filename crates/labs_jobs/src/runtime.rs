@@ -47,9 +47,11 @@ impl<C: Clone + Send + Sync + 'static> std::fmt::Debug for Runtime<C> {
 }
 
 impl<C: Clone + Send + Sync + 'static> Runtime<C> {
-    pub fn new(queue: &JobQueue, ctx: C, config: RuntimeConfig) -> Self {
+    /// A runtime on `queue`'s Redis, under an identity of its own (a new one each time: see
+    /// [`JobQueue::storage_for_a_runtime`]). Fails only if the Redis URL does not parse.
+    pub fn new(queue: &JobQueue, ctx: C, config: RuntimeConfig) -> Result<Self, JobsError> {
         let builder = queue
-            .storage()
+            .storage_for_a_runtime()?
             .runtime(ctx)
             .heartbeat_interval(HEARTBEAT)
             .dead_process_threshold(DEAD_AFTER)
@@ -62,11 +64,11 @@ impl<C: Clone + Send + Sync + 'static> Runtime<C> {
             .schedule_poll_interval(Duration::from_millis(250))
             .retry_poll_interval(Duration::from_millis(250))
             .shutdown_timeout(config.drain);
-        Self {
+        Ok(Self {
             builder,
             queues: BTreeSet::new(),
             config,
-        }
+        })
     }
 
     /// Runs until `shutdown` is cancelled, then stops taking jobs and lets running ones finish
@@ -128,14 +130,19 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> for Runtime<C> {
 pub async fn supervise<C, F>(build: F, shutdown: CancellationToken)
 where
     C: Clone + Send + Sync + 'static,
-    F: Fn() -> Runtime<C>,
+    F: Fn() -> Result<Runtime<C>, JobsError>,
 {
     const FIRST_PAUSE: Duration = Duration::from_secs(1);
     let mut pause = FIRST_PAUSE;
     loop {
         let started = Instant::now();
         // Boxed: the runtime's future is large (kilobytes) and lives across the whole run.
-        let outcome = Box::pin(build().run(shutdown.clone())).await;
+        // Each run is a new runtime under a new identity, so that claims the last one left are
+        // re-delivered rather than held by its name.
+        let outcome = match build() {
+            Ok(runtime) => Box::pin(runtime.run(shutdown.clone())).await,
+            Err(error) => Err(error),
+        };
         // A runtime that ran a good while before it stopped starts the backoff over: the
         // pause grows only over failures in quick succession.
         if started.elapsed() > Duration::from_secs(60) {

@@ -91,7 +91,7 @@ pub async fn run_worker(
 ) {
     // Boxed: the supervised runtime's future is kilobytes large.
     Box::pin(labs_jobs::supervise(
-        || jobs(labs_jobs::Runtime::new(&ctx.queue, ctx.clone(), config)),
+        || labs_jobs::Runtime::new(&ctx.queue, ctx.clone(), config).map(jobs),
         shutdown,
     ))
     .await;
