@@ -299,7 +299,7 @@ async fn jobs(env: Environment, command: JobsCommand) -> anyhow::Result<ExitCode
         JobsCommand::Stats(args) => {
             let mut stats = serde_json::to_value(queue.stats().await?)?;
             let db = pool(&database_url(env, &args.pg)?, &args.pg)?;
-            stats["outbox"] = labs_db::outbox::pending(&db)
+            stats["outbox"] = labs_jobs::outbox::pending(&db)
                 .await
                 .context("cannot count the outbox")?
                 .into();

@@ -259,7 +259,7 @@ impl Mail {
     async fn drain(&self, db: &PgPool, jobs: i64) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let outbox = labs_db::outbox::pending(db).await.unwrap();
+            let outbox = labs_jobs::outbox::pending(db).await.unwrap();
             let stats = self.queue.stats().await.unwrap();
             let idle = stats.queued == 0
                 && stats.in_flight == 0
@@ -361,10 +361,9 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
         to: "ada@example.com".to_owned(),
         email: labs_jobs::jobs::Email::PasswordChanged {},
     };
-    let payload = labs_jobs::encode(notice).unwrap();
-    labs_db::outbox::insert(&db, "send_email", &payload, None)
-        .await
-        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    labs_jobs::outbox::enqueue(&mut tx, notice).await.unwrap();
+    tx.commit().await.unwrap();
     mail.drain(&db, asked + 1).await;
     let messages = mail.smtp.messages();
     assert_eq!(messages.len(), 6, "the notice is not capped");

@@ -153,7 +153,7 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json(), json!({"received": true, "duplicate": true}));
     assert_eq!(
-        labs_db::outbox::pending(&db).await.unwrap(),
+        labs_jobs::outbox::pending(&db).await.unwrap(),
         1,
         "one processing job for two deliveries"
     );
@@ -265,7 +265,7 @@ async fn forged_tampered_stale_and_unsigned_deliveries_are_400_problems(db: PgPo
             .is_none(),
         "nothing stored"
     );
-    assert_eq!(labs_db::outbox::pending(&db).await.unwrap(), 0);
+    assert_eq!(labs_jobs::outbox::pending(&db).await.unwrap(), 0);
 
     // During a secret rotation both secrets are accepted.
     let old = stripe_signature(&payload, OLD_SECRET, now());
@@ -381,7 +381,7 @@ async fn an_event_accepted_while_redis_is_down_is_applied_once_it_is_back(db: Pg
     );
     RelayOutbox::default().handle(&ctx).await.unwrap();
     assert_eq!(
-        labs_db::outbox::pending(&db).await.unwrap(),
+        labs_jobs::outbox::pending(&db).await.unwrap(),
         1,
         "kept in the outbox while Redis is down"
     );

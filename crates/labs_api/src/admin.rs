@@ -37,6 +37,6 @@ pub(crate) async fn get_job_stats(
         ApiError::Unavailable("The job queue (Redis) is not answering.")
     })?;
     let mut stats = serde_json::to_value(stats).map_err(ApiError::internal)?;
-    stats["outbox"] = labs_db::outbox::pending(&state.app.db).await?.into();
+    stats["outbox"] = labs_jobs::outbox::pending(&state.app.db).await?.into();
     Ok(Json(stats))
 }

@@ -4,7 +4,6 @@
 
 use labs_auth::OpaqueToken;
 use labs_http::ApiError;
-use labs_jobs::Job;
 use labs_jobs::jobs::{Email, SendEmail};
 use sqlx::PgConnection;
 
@@ -17,8 +16,7 @@ pub(crate) async fn queue(tx: &mut PgConnection, to: &str, email: Email) -> Resu
         email,
     };
     // With the request's trace context: the worker sends it in the same trace.
-    let payload = labs_jobs::encode(job).map_err(ApiError::internal)?;
-    labs_db::outbox::insert(tx, SendEmail::NAME, &payload, None).await?;
+    labs_jobs::outbox::enqueue(tx, job).await?;
     Ok(())
 }
 
@@ -35,8 +33,7 @@ pub(crate) async fn queue_if(
         to: to.to_owned(),
         email,
     };
-    let payload = labs_jobs::encode(job).map_err(ApiError::internal)?;
-    labs_db::outbox::insert_if(tx, send, SendEmail::NAME, &payload).await?;
+    labs_jobs::outbox::enqueue_if(tx, send, job).await?;
     Ok(())
 }
 

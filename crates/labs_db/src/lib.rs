@@ -11,7 +11,6 @@
 pub mod billing;
 // template:end stripe
 pub mod credentials;
-pub mod outbox;
 pub mod pg;
 pub mod ratelimit;
 pub mod redis;

@@ -21,7 +21,6 @@ use axum::routing::post;
 use labs_db::billing::StripeEvent;
 use labs_http::extract::Json;
 use labs_http::{ApiError, AppState};
-use labs_jobs::Job;
 use labs_jobs::jobs::ProcessStripeEvent;
 use labs_stripe::SignatureError;
 use secrecy::SecretString;
@@ -146,11 +145,10 @@ async fn receive_stripe(
     let mut tx = state.app.db.begin().await?;
     let fresh = labs_db::billing::insert_event(&mut *tx, &event).await?;
     if fresh {
-        let job = labs_jobs::encode(ProcessStripeEvent {
+        let job = ProcessStripeEvent {
             event_id: event.id.clone(),
-        })
-        .map_err(ApiError::internal)?;
-        labs_db::outbox::insert(&mut *tx, ProcessStripeEvent::NAME, &job, None).await?;
+        };
+        labs_jobs::outbox::enqueue(&mut tx, job).await?;
     }
     tx.commit().await?;
     counted(if fresh { "accepted" } else { "duplicate" });

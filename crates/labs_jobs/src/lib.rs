@@ -2,13 +2,14 @@
 
 mod job;
 pub mod jobs;
+pub mod outbox;
 mod queue;
 mod registry;
 mod relay;
 mod runtime;
 
 pub use job::{Handler, Job, JobError, backoff};
-pub use queue::{DeadJob, JobQueue, JobsConfig, JobsError, QueueDepth, QueueStats, encode};
+pub use queue::{DeadJob, JobQueue, JobsConfig, JobsError, QueueDepth, QueueStats};
 pub use registry::Registry;
 pub use relay::{Relay, RelayError};
 pub use runtime::{Runtime, RuntimeConfig, supervise};

@@ -57,7 +57,7 @@ const TRACEPARENT_KEY: &str = "_traceparent";
 
 /// A job as stored outside the queue until it is enqueued (the Postgres outbox): its JSON with
 /// the current trace context, which the relay restores when it enqueues it.
-pub fn encode<J: Job>(job: J) -> Result<serde_json::Value, serde_json::Error> {
+pub(crate) fn encode<J: Job>(job: J) -> Result<serde_json::Value, serde_json::Error> {
     serde_json::to_value(Payload::new(job))
 }
 

@@ -5,14 +5,13 @@
 //! and to the outbox relay (to decode them), so a job type cannot be runnable but not
 //! relayable, or the reverse.
 //!
-//! Not here: the payload types and the queue (labs_jobs), SQL (labs_db).
+//! Not here: the payload types, the queue and the outbox relay (labs_jobs), SQL (labs_db).
 
 // template:begin stripe
 pub mod billing;
 // template:end stripe
 pub mod credentials;
 pub mod email;
-pub mod outbox;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -44,6 +43,19 @@ impl std::fmt::Debug for WorkerContext {
         f.debug_struct("WorkerContext")
             .field("queue", &self.queue)
             .finish_non_exhaustive()
+    }
+}
+
+/// The outbox relay ([`RelayOutbox`], in labs_jobs) runs on this context.
+impl labs_jobs::outbox::RelayContext for WorkerContext {
+    fn db(&self) -> &PgPool {
+        &self.db
+    }
+    fn queue(&self) -> &JobQueue {
+        &self.queue
+    }
+    fn relay(&self) -> &Relay {
+        &self.relay
     }
 }
 
