@@ -74,14 +74,13 @@ async fn serve(
     // Each role is a future that runs until the shutdown token is cancelled.
     let mut roles_running: Vec<(&str, RoleFuture)> = Vec::new();
 
-    let state = AppState {
-        db: db.clone(),
-        redis: redis.clone(),
-        ready_timeout: args.http.ready_timeout,
-        root_path: args.http.root_path.clone(),
-        docs: args.http.docs,
-        readiness: std::sync::Arc::default(),
-    };
+    let state = AppState::new(
+        db.clone(),
+        redis.clone(),
+        args.http.ready_timeout,
+        args.http.root_path.clone(),
+        args.http.docs,
+    );
     // Only the api role holds credential keys: the other roles run without them.
     let api = if roles.has(Role::Api) {
         let keys = auth_keys(env, &args.auth.keys)?;

@@ -1,9 +1,8 @@
 //! `/ext`: the original template's echo and health check, with the same field names.
 
 use axum::extract::State;
-use labs_http::AppState;
 use labs_http::extract::Json;
-use labs_http::health::check_dependencies;
+use labs_http::health::Health;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -64,8 +63,8 @@ pub(crate) async fn echo() -> Json<EchoResponse> {
     tag = "ext",
     responses((status = 200, description = "One flag per dependency", body = HealthCheckResponse))
 )]
-pub(crate) async fn get_health(State(state): State<AppState>) -> Json<HealthCheckResponse> {
-    let checks = check_dependencies(&state).await;
+pub(crate) async fn get_health(State(health): State<Health>) -> Json<HealthCheckResponse> {
+    let checks = health.check_now().await;
     Json(HealthCheckResponse {
         all_ok: checks.postgres.ok && checks.redis.ok,
         db_ok: checks.postgres.ok,

@@ -246,6 +246,24 @@ impl FromRef<ApiState> for AppState {
     }
 }
 
+impl FromRef<ApiState> for Arc<Auth> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl FromRef<ApiState> for labs_db::PgPool {
+    fn from_ref(state: &ApiState) -> Self {
+        state.app.db.clone()
+    }
+}
+
+impl FromRef<ApiState> for labs_http::health::Health {
+    fn from_ref(state: &ApiState) -> Self {
+        state.app.health.clone()
+    }
+}
+
 type HashJob = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of threads, one per CPU, that run password hashes (argon2id: tens of

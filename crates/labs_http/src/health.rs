@@ -6,6 +6,7 @@
 //! so that traffic goes elsewhere until it recovers (which it does by itself: the pool and
 //! the Redis manager reconnect on the next check).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -17,14 +18,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::extract::Json;
-use crate::state::AppState;
 
-/// The health routes, served by every role (whatever its state, as long as it holds an
-/// [`AppState`]).
+/// The health routes, served by every role (whatever its state, as long as it holds a
+/// [`Health`]).
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
-    AppState: axum::extract::FromRef<S>,
+    Health: axum::extract::FromRef<S>,
 {
     OpenApiRouter::new()
         .routes(routes!(get_liveness))
@@ -120,8 +120,8 @@ pub async fn get_liveness() -> Json<Liveness> {
         (status = 503, description = "A dependency is down, slow or not migrated", body = Readiness),
     )
 )]
-pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let checks = state.readiness.check(&state).await;
+pub async fn get_readiness(State(health): State<Health>) -> (StatusCode, Json<Readiness>) {
+    let checks = health.checks.check(&health).await;
     let ready = checks.postgres.ok && checks.redis.ok;
     let status = if ready {
         StatusCode::OK
@@ -131,6 +131,46 @@ pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, Json<R
     (status, Json(Readiness { ready, checks }))
 }
 
+/// What the health endpoints reach: the stores they check, the deadline of each check, and the
+/// checks in flight. A substate of its own, so that any role's state offers it by `FromRef`.
+#[derive(Clone)]
+pub struct Health {
+    db: PgPool,
+    redis: RedisConnection,
+    deadline: Duration,
+    checks: Arc<ReadinessChecks>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Health {
+    /// Checks of `db` and `redis`, each under `deadline`.
+    pub fn new(db: PgPool, redis: RedisConnection, deadline: Duration) -> Self {
+        Self {
+            db,
+            redis,
+            deadline,
+            checks: Arc::default(),
+        }
+    }
+
+    /// Checks every dependency now, concurrently, each under the deadline (no sharing with
+    /// concurrent callers: for the seed's `/ext/healthcheck`, which promises a check per call).
+    pub async fn check_now(&self) -> DependencyChecks {
+        let (postgres, redis) = tokio::join!(
+            check_postgres(&self.db, self.deadline),
+            check_redis(self.redis.clone(), self.deadline),
+        );
+        DependencyChecks { postgres, redis }
+    }
+}
+
 /// Readiness checks shared by concurrent probes (single flight).
 ///
 /// A probe waits for the check in flight, if any, then either reuses a check that *started
@@ -138,12 +178,12 @@ pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, Json<R
 /// probe was sent, yet a burst of probes (a load balancer with many nodes, a benchmark) costs
 /// one check per check duration instead of one each, and cannot exhaust the pool.
 #[derive(Debug, Default)]
-pub struct ReadinessChecks {
+struct ReadinessChecks {
     last: tokio::sync::Mutex<Option<(Instant, DependencyChecks)>>,
 }
 
 impl ReadinessChecks {
-    pub async fn check(&self, state: &AppState) -> DependencyChecks {
+    async fn check(&self, health: &Health) -> DependencyChecks {
         let arrived = Instant::now();
         let mut last = self.last.lock().await;
         if let Some((started, checks)) = &*last
@@ -152,19 +192,10 @@ impl ReadinessChecks {
             return checks.clone();
         }
         let started = Instant::now();
-        let checks = check_dependencies(state).await;
+        let checks = health.check_now().await;
         *last = Some((started, checks.clone()));
         checks
     }
-}
-
-/// Checks every dependency concurrently, each under the configured deadline.
-pub async fn check_dependencies(state: &AppState) -> DependencyChecks {
-    let (postgres, redis) = tokio::join!(
-        check_postgres(&state.db, state.ready_timeout),
-        check_redis(state.redis.clone(), state.ready_timeout),
-    );
-    DependencyChecks { postgres, redis }
 }
 
 async fn check_postgres(db: &PgPool, deadline: Duration) -> Check {

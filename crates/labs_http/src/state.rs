@@ -2,27 +2,53 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use labs_db::{PgPool, RedisConnection};
+
+use crate::health::Health;
 
 /// Handles on the stores and the few settings handlers need.
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub redis: RedisConnection,
-    /// Deadline for each dependency check of readiness.
-    pub ready_timeout: Duration,
     /// The root path the API is published under (`""` for none).
     pub root_path: String,
     /// Whether the API's docs UI is served (`LABS_DOCS`).
     pub docs: bool,
-    /// Readiness checks shared by concurrent probes.
-    pub readiness: std::sync::Arc<crate::health::ReadinessChecks>,
+    /// What the health endpoints check.
+    pub health: Health,
+}
+
+impl AppState {
+    /// The state of a process on `db` and `redis`; readiness checks each under `ready_timeout`.
+    pub fn new(
+        db: PgPool,
+        redis: RedisConnection,
+        ready_timeout: Duration,
+        root_path: String,
+        docs: bool,
+    ) -> Self {
+        Self {
+            health: Health::new(db.clone(), redis.clone(), ready_timeout),
+            db,
+            redis,
+            root_path,
+            docs,
+        }
+    }
+}
+
+impl FromRef<AppState> for Health {
+    fn from_ref(state: &AppState) -> Self {
+        state.health.clone()
+    }
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("ready_timeout", &self.ready_timeout)
+            .field("health", &self.health)
             .field("root_path", &self.root_path)
             .field("docs", &self.docs)
             .finish_non_exhaustive()

@@ -103,14 +103,13 @@ pub fn redis_config() -> RedisConfig {
 pub fn state_with_redis(db: PgPool, redis_url: &str) -> AppState {
     let redis =
         labs_db::redis::connect_lazy(&SecretString::from(redis_url), &redis_config()).unwrap();
-    AppState {
+    AppState::new(
         db,
         redis,
-        ready_timeout: http_config().ready_timeout,
-        root_path: http_config().root_path,
-        docs: true,
-        readiness: std::sync::Arc::default(),
-    }
+        http_config().ready_timeout,
+        http_config().root_path,
+        true,
+    )
 }
 
 /// The API role's application, exactly as `labs serve --role api` builds it.

@@ -1,14 +1,17 @@
 //! Who is calling: the access token (Bearer header, or the access cookie of a browser
 //! session), checked, then its session and account read from the database.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use labs_db::PgPool;
 use labs_db::users::User;
 use labs_http::ApiError;
 use uuid::Uuid;
 
-use crate::ApiState;
+use crate::state::Auth;
 
 /// The authenticated caller. Extracting it answers 401 when there is no valid token, or when
 /// its session was revoked or its account deactivated (checked on every request, so logout
@@ -30,26 +33,33 @@ const NOT_AUTHENTICATED: ApiError = ApiError::Unauthorized {
     detail: "This endpoint needs an access token (Authorization: Bearer, or the session cookie).",
 };
 
-impl FromRequestParts<ApiState> for CurrentUser {
+/// Generic over the state: any state that offers the keys ([`Auth`]) and the pool by `FromRef`
+/// can take these extractors, so a feature's router needs only those parts.
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
-        authenticate(&parts.headers, state)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let (auth, db) = (Arc::<Auth>::from_ref(state), PgPool::from_ref(state));
+        authenticate(&parts.headers, &auth, &db)
             .await?
             .ok_or(NOT_AUTHENTICATED)
     }
 }
 
-impl FromRequestParts<ApiState> for AdminUser {
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = CurrentUser::from_request_parts(parts, state).await?;
         if caller.user.is_admin {
             Ok(Self(caller))
@@ -80,7 +90,8 @@ impl CurrentUser {
 /// token it carries does not hold.
 pub(crate) async fn authenticate(
     headers: &HeaderMap,
-    state: &ApiState,
+    auth: &Auth,
+    db: &PgPool,
 ) -> Result<Option<CurrentUser>, ApiError> {
     let token = match headers.get(header::AUTHORIZATION) {
         Some(value) => {
@@ -95,27 +106,27 @@ pub(crate) async fn authenticate(
                 }
             }
         }
-        None => match cookie(headers, &state.auth.cookies.access)? {
+        None => match cookie(headers, &auth.cookies.access)? {
             Some(token) => token,
             None => return Ok(None),
         },
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = match state.auth.verified.get(token, now) {
+    let claims = match auth.verified.get(token, now) {
         Some(claims) => claims,
         None => {
-            let claims = state.auth.keys.jwt.verify(token).map_err(|error| {
+            let claims = auth.keys.jwt.verify(token).map_err(|error| {
                 tracing::info!(%error, "access token refused");
                 ApiError::Unauthorized {
                     code: "invalid-token",
                     detail: "The access token is invalid or has expired.",
                 }
             })?;
-            state.auth.verified.insert(token, &claims);
+            auth.verified.insert(token, &claims);
             claims
         }
     };
-    let user = labs_db::users::by_live_session(&state.app.db, claims.sub, claims.sid)
+    let user = labs_db::users::by_live_session(db, claims.sub, claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized {
             code: "session-ended",

@@ -16,14 +16,16 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) read as the IPv4 address they are.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use ipnet::Ipv6Net;
 use labs_db::ratelimit::{self, Decision, Quota};
 use labs_http::ApiError;
 
 use crate::ApiState;
+use crate::state::Auth;
 
 /// The client's IP: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` address that is not itself a trusted proxy. (The left-most entry is
@@ -44,20 +46,23 @@ impl ClientIp {
     }
 }
 
-impl FromRequestParts<ApiState> for ClientIp {
+/// Generic over the state: any state that offers [`Auth`] (the trusted proxies) by `FromRef`.
+impl<S> FromRequestParts<S> for ClientIp
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Auth>::from_ref(state);
         // No peer address only happens in in-process tests that skip the listener.
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
         Ok(Self(client_ip(peer, &parts.headers, |ip| {
-            state.auth.is_trusted_proxy(ip)
+            auth.is_trusted_proxy(ip)
         })))
     }
 }

@@ -359,10 +359,10 @@ pub struct OAuthPasswordForm {
 /// A login, from a JSON body or an OAuth 2.0 password form.
 pub(crate) struct Login(LoginRequest);
 
-impl FromRequest<ApiState> for Login {
+impl<S: Send + Sync> FromRequest<S> for Login {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let form = request
             .headers()
             .get(header::CONTENT_TYPE)

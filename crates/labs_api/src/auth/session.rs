@@ -281,7 +281,7 @@ pub(crate) async fn logout_user(
     headers: HeaderMap,
     Json(request): Json<LogoutRequest>,
 ) -> Result<Response, ApiError> {
-    let (user_id, session_id) = match authenticate(&headers, &state).await? {
+    let (user_id, session_id) = match authenticate(&headers, &state.auth, &state.app.db).await? {
         Some(caller) => (caller.user.id, caller.session_id),
         None => {
             let from_cookie = cookie(&headers, &state.auth.cookies.refresh)?;
