@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::KeyError;
 use crate::jwt::{JwtKeys, TokenPolicy};
 use crate::{CodeHasher, PasswordHasher, SecretBox};
 
@@ -95,20 +96,6 @@ impl KeyConfig {
             JwtAlgorithm::Eddsa => DEV_JWT_SIGNING_KEY,
             JwtAlgorithm::Hs256 => DEV_JWT_HS256_SECRET,
         }
-    }
-}
-
-/// A key setting that cannot be used, naming its variable.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{variable}: {why}")]
-pub struct KeyError {
-    pub variable: &'static str,
-    pub why: String,
-}
-
-impl KeyError {
-    pub fn new(variable: &'static str, why: String) -> Self {
-        Self { variable, why }
     }
 }
 

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::b64url;
-use crate::config::KeyError;
+use crate::error::KeyError;
 
 /// Seconds of clock skew tolerated between us and a verifier.
 const LEEWAY_SECONDS: u64 = 10;

@@ -17,6 +17,7 @@
 //! `docs/SECURITY.md` explains each choice and how to rotate each key.
 
 pub mod config;
+mod error;
 pub mod jwt;
 pub mod material;
 pub mod password;
@@ -25,7 +26,8 @@ pub mod sealed;
 pub mod token;
 pub mod totp;
 
-pub use config::{AuthKeys, KeyConfig, KeyError};
+pub use config::{AuthKeys, KeyConfig};
+pub use error::KeyError;
 pub use jwt::{AccessClaims, JwtKeys, TokenError};
 pub use password::{PasswordHasher, Verification};
 pub use sealed::SecretBox;

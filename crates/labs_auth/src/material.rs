@@ -20,8 +20,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::{
     DEV_CODE_HASH_KEY, DEV_JWT_HS256_SECRET, DEV_JWT_SIGNING_KEY, DEV_TOTP_ENCRYPTION_KEYS,
-    JwtAlgorithm, KeyConfig, KeyError, ResolvedSecrets, decode_base64, parse_key_list,
+    JwtAlgorithm, KeyConfig, ResolvedSecrets, decode_base64, parse_key_list,
 };
+use crate::error::KeyError;
 use crate::jwt::{Ed25519Material, retired_ed25519_publics};
 
 /// The fewest distinct byte values a key may have (see [`is_low_entropy`]).

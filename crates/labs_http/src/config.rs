@@ -33,7 +33,7 @@ pub struct HttpConfig {
     /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
     /// `https://app.example.com`. Empty: no cross-origin access. `*`: any origin, without
     /// credentials.
-    #[arg(long, env = "LABS_CORS_ORIGINS", value_delimiter = ',', num_args = 0.., value_parser = crate::layers::parse_cors_origin)]
+    #[arg(long, env = "LABS_CORS_ORIGINS", value_delimiter = ',', num_args = 0.., value_parser = parse_cors_origin)]
     pub cors_origins: Vec<String>,
 
     /// After SIGTERM or SIGINT: how long in-flight requests (and, in a worker, running jobs)
@@ -109,12 +109,54 @@ mod tests {
     }
 }
 
+/// Checks one configured CORS origin: `scheme://host[:port]`, or `*`.
+pub fn parse_cors_origin(raw: &str) -> Result<String, String> {
+    let origin = raw.trim();
+    if origin == "*" || origin.is_empty() {
+        return Ok(origin.to_owned());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("a CORS origin starts with http:// or https://, got `{raw}`"))?;
+    let well_formed = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !well_formed {
+        return Err(format!(
+            "a CORS origin is `scheme://host[:port]` with no path, got `{raw}`"
+        ));
+    }
+    Ok(origin.to_owned())
+}
+
+#[cfg(test)]
+mod cors_tests {
+    use super::parse_cors_origin;
+
+    #[test]
+    fn cors_origins_must_be_bare_origins() {
+        assert_eq!(
+            parse_cors_origin("https://app.example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_cors_origin("http://localhost:5173").unwrap(),
+            "http://localhost:5173"
+        );
+        assert_eq!(parse_cors_origin("*").unwrap(), "*");
+        assert!(parse_cors_origin("app.example.com").is_err());
+        assert!(parse_cors_origin("https://app.example.com/path").is_err());
+    }
+}
+
 #[cfg(test)]
 mod properties {
     use proptest::prelude::*;
 
+    use super::parse_cors_origin;
     use super::parse_root_path;
-    use crate::layers::parse_cors_origin;
 
     proptest! {
         /// Any setting: accepted in normal form or refused with a message, never a panic.

@@ -52,22 +52,7 @@ use std::sync::{Arc, OnceLock};
 use labs_telemetry::TraceContext;
 
 use crate::problem::ApiError;
-
-/// The request-id header, as proxies and our responses spell it.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the request being served, in request extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-tokio::task_local! {
-    static CURRENT_REQUEST_ID: String;
-}
-
-/// The id of the request this task is serving, if any: error bodies quote it.
-pub fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
-}
+use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// Wraps every route of `router` in the stack described at the top of this module.
 pub fn apply(router: Router, config: &HttpConfig) -> Router {
@@ -188,7 +173,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
-        .filter(|id| is_acceptable_request_id(id))
+        .filter(|id| crate::request_id::is_acceptable(id))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     // Checked above (or a UUID), so always a valid header value.
     let header_value = HeaderValue::from_str(&id).ok();
@@ -207,19 +192,11 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     if let Some(value) = &header_value {
         req.headers_mut().insert(X_REQUEST_ID, value.clone());
     }
-    let mut response = CURRENT_REQUEST_ID.scope(id, next.run(req)).await;
+    let mut response = crate::request_id::within(id, next.run(req)).await;
     if let Some(value) = header_value {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
-}
-
-/// An id from outside ends up in logs and headers: accept only short, plain tokens.
-fn is_acceptable_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'=' | b'/')
-        })
 }
 
 fn request_span(req: &Request) -> Span {
@@ -359,60 +336,4 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .allow_origin(AllowOrigin::list(list))
             .allow_credentials(true),
     )
-}
-
-/// Checks one configured CORS origin: `scheme://host[:port]`, or `*`.
-pub fn parse_cors_origin(raw: &str) -> Result<String, String> {
-    let origin = raw.trim();
-    if origin == "*" || origin.is_empty() {
-        return Ok(origin.to_owned());
-    }
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .ok_or_else(|| format!("a CORS origin starts with http:// or https://, got `{raw}`"))?;
-    let well_formed = !rest.is_empty()
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    if !well_formed {
-        return Err(format!(
-            "a CORS origin is `scheme://host[:port]` with no path, got `{raw}`"
-        ));
-    }
-    Ok(origin.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_short_request_ids_are_kept() {
-        assert!(is_acceptable_request_id(
-            "0193a5b2-6a9e-7c3d-8f21-4b5e6d7c8a90"
-        ));
-        assert!(is_acceptable_request_id(
-            "Root=1-67891233-abcdef012345678912345678"
-        ));
-        assert!(!is_acceptable_request_id(""));
-        assert!(!is_acceptable_request_id("has space"));
-        assert!(!is_acceptable_request_id("line\nbreak"));
-        assert!(!is_acceptable_request_id(&"a".repeat(129)));
-    }
-
-    #[test]
-    fn cors_origins_must_be_bare_origins() {
-        assert_eq!(
-            parse_cors_origin("https://app.example.com").unwrap(),
-            "https://app.example.com"
-        );
-        assert_eq!(
-            parse_cors_origin("http://localhost:5173").unwrap(),
-            "http://localhost:5173"
-        );
-        assert_eq!(parse_cors_origin("*").unwrap(), "*");
-        assert!(parse_cors_origin("app.example.com").is_err());
-        assert!(parse_cors_origin("https://app.example.com/path").is_err());
-    }
 }

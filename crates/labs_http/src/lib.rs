@@ -16,6 +16,7 @@ pub mod health;
 pub mod layers;
 pub mod metrics;
 pub mod problem;
+pub mod request_id;
 pub mod root_path;
 pub mod serve;
 pub mod state;

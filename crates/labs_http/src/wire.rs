@@ -36,8 +36,9 @@ use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version,
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::layers::{SecurityHeaders, X_REQUEST_ID};
+use crate::layers::SecurityHeaders;
 use crate::problem::{ApiError, PROBLEM_JSON};
+use crate::request_id::X_REQUEST_ID;
 
 /// The longest request target answered; longer ones get 414. nginx's default
 /// (`large_client_header_buffers 4 8k`) refuses longer request lines too, so the limit is the
