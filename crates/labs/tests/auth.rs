@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TRUSTED_ORIGIN, auth_app, call, insert_user, job_queue};
 use labs_db::PgPool;
+use labs_domain::{SessionId, UserId};
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
 use labs_testkit::{Answer, SmtpServer, send, shared_redis_url, unique_name};
@@ -37,7 +38,7 @@ async fn get_as(app: &Router, path: &str, token: &str) -> Answer {
 }
 
 /// An account made directly in the database, with [`PASSWORD`].
-async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> Uuid {
+async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> UserId {
     common::insert_user_with_password(db, email, PASSWORD, admin, verified).await
 }
 
@@ -1305,7 +1306,7 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
         .hash(PASSWORD)
         .unwrap();
     let new = labs_db::users::NewUser {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email: "ada@example.com",
         full_name: None,
         password_hash: Some(&weak),
@@ -1331,7 +1332,7 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
 async fn a_session_counts_only_for_its_own_account(db: PgPool) {
     let ada = insert_user(&db, "ada@example.com").await;
     let bob = insert_user(&db, "bob@example.com").await;
-    let session = Uuid::now_v7();
+    let session = SessionId::generate();
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
     labs_db::credentials::start_session(&db, session, ada, 0, b"refresh-hash", expires)
         .await
@@ -1568,7 +1569,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
     // Never verified, but in use (unverified accounts may log in where
     // LABS_REQUIRE_VERIFIED_EMAIL=false), or an admin's: kept.
     let in_use = user(&db, "in-use@example.com", false, false).await;
-    let in_use_session = Uuid::now_v7();
+    let in_use_session = SessionId::generate();
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
     labs_db::credentials::start_session(&db, in_use_session, in_use, 0, b"in-use", expires)
         .await
@@ -1589,7 +1590,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         "a new address is unverified"
     );
     sqlx::query("UPDATE users SET created_at = now() - interval '8 days' WHERE id <> $1")
-        .bind(new_unverified)
+        .bind(new_unverified.as_uuid())
         .execute(&db)
         .await
         .unwrap();
@@ -1605,10 +1606,13 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         .await
         .unwrap();
 
-    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users ORDER BY id")
+    let left: Vec<UserId> = sqlx::query_scalar("SELECT id FROM users ORDER BY id")
         .fetch_all(&db)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(UserId::from_uuid)
+        .collect();
     assert!(!left.contains(&old_unverified), "7 days unverified: purged");
     for kept in [new_unverified, old_verified, changed, in_use, admin] {
         assert!(left.contains(&kept), "{left:?}");
@@ -1975,7 +1979,7 @@ async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPo
     // The login's session is being inserted (row share-locked, not committed) when the claim
     // starts: the claim waits for it, then revokes it.
     let mut login = db.begin().await.unwrap();
-    let early = Uuid::now_v7();
+    let early = SessionId::generate();
     assert!(
         start_session(&mut *login, early, id, checked, b"early", expires)
             .await
@@ -2014,7 +2018,7 @@ async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPo
     assert!(claimed.first);
     let revoked: bool =
         sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM sessions WHERE id = $1")
-            .bind(early)
+            .bind(early.as_uuid())
             .fetch_one(&db)
             .await
             .unwrap();
@@ -2025,14 +2029,14 @@ async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPo
 
     // A login that checked the credentials before the claim opens nothing after it.
     assert!(
-        !start_session(&db, Uuid::now_v7(), id, checked, b"late", expires)
+        !start_session(&db, SessionId::generate(), id, checked, b"late", expires)
             .await
             .unwrap()
     );
     assert!(
         start_session(
             &db,
-            Uuid::now_v7(),
+            SessionId::generate(),
             id,
             claimed.credentials_epoch,
             b"now",

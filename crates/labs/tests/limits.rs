@@ -23,7 +23,6 @@ use labs_worker::email::EmailCap;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -53,7 +52,7 @@ async fn login_from(app: &Router, from: &str, email: &str, password: &str) -> St
 }
 
 /// An account made directly in the database, with [`PASSWORD`].
-async fn user(db: &PgPool, email: &str, verified: bool) -> Uuid {
+async fn user(db: &PgPool, email: &str, verified: bool) -> labs_domain::UserId {
     common::insert_user_with_password(db, email, PASSWORD, false, verified).await
 }
 

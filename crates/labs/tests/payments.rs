@@ -14,6 +14,7 @@ use axum::http::{Request, StatusCode};
 use common::{api_state, call, http_config, insert_user, job_queue, state_with_redis};
 use labs::app::{http_app, role_routes};
 use labs_db::PgPool;
+use labs_domain::UserId;
 use labs_hooks::HooksState;
 use labs_jobs::Handler;
 use labs_jobs::jobs::{ProcessStripeEvent, RelayOutbox};
@@ -21,7 +22,6 @@ use labs_testkit::{Answer, RedisServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 const SECRET: &str = "whsec_test_current";
 const OLD_SECRET: &str = "whsec_test_previous";
@@ -85,7 +85,7 @@ async fn deliver_signed(app: &Router, event: &Value) -> Answer {
     deliver(app, &payload, Some(&signature)).await
 }
 
-fn subscription_event(id: &str, kind: &str, created: i64, user: Uuid, status: &str) -> Value {
+fn subscription_event(id: &str, kind: &str, created: i64, user: UserId, status: &str) -> Value {
     json!({
         "id": id, "object": "event", "type": kind, "created": created, "livemode": false,
         "data": {"object": {
@@ -106,7 +106,7 @@ fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
     )
 }
 
-async fn status_of(db: &PgPool, user: Uuid) -> Option<String> {
+async fn status_of(db: &PgPool, user: UserId) -> Option<String> {
     labs_db::billing::subscription_of(db, user)
         .await
         .unwrap()
@@ -114,7 +114,7 @@ async fn status_of(db: &PgPool, user: Uuid) -> Option<String> {
 }
 
 /// Runs the worker (relaying the outbox as the scheduler does) until `user` has a subscription.
-async fn work_until_applied(ctx: &WorkerContext, db: &PgPool, user: Uuid) {
+async fn work_until_applied(ctx: &WorkerContext, db: &PgPool, user: UserId) {
     let stop = tokio_util::sync::CancellationToken::new();
     let config = labs_jobs::RuntimeConfig {
         concurrency: 2,
@@ -462,7 +462,7 @@ async fn logged_in(app: &Router, db: &PgPool, email: &str) -> String {
         .hash("correct horse battery")
         .unwrap();
     let new = labs_db::users::NewUser {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email,
         full_name: None,
         password_hash: Some(&hash),

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use labs_db::users::{NewUser, User, UserChanges};
-use labs_domain::{Email, Password};
+use labs_domain::{Email, Password, UserId};
 use labs_http::ApiError;
 use labs_http::extract::{Json, Path, Query};
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ pub struct UserOut {
 impl From<User> for UserOut {
     fn from(user: User) -> Self {
         Self {
-            id: user.id,
+            id: user.id.as_uuid(),
             email: user.email,
             full_name: user.full_name,
             is_admin: user.is_admin,
@@ -143,7 +143,7 @@ pub(crate) async fn get_users_with_limits(
 pub(crate) async fn get_user_by_id(
     State(state): State<ApiState>,
     _admin: AdminUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<UserId>,
 ) -> Result<Json<UserOut>, ApiError> {
     let user = labs_db::users::by_id(&state.app.db, id)
         .await?
@@ -192,7 +192,7 @@ pub(crate) async fn create_user(
     let full_name = check_full_name(request.full_name.as_deref())?;
     let password_hash = hash_password(&state, &request.password).await?;
     let new = NewUser {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email: request.email.as_str(),
         full_name,
         password_hash: Some(&password_hash),
@@ -248,7 +248,7 @@ const NOT_ON_SELF: ApiError = ApiError::Conflict {
 pub(crate) async fn update_user(
     State(state): State<ApiState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<UserId>,
     Json(request): Json<UpdateUser>,
 ) -> Result<Json<UserOut>, ApiError> {
     if id == admin.user.id && (request.is_admin == Some(false) || request.is_active == Some(false))
@@ -303,7 +303,7 @@ pub(crate) async fn update_user(
 pub(crate) async fn delete_user(
     State(state): State<ApiState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<UserId>,
 ) -> Result<StatusCode, ApiError> {
     if id == admin.user.id {
         return Err(NOT_ON_SELF);

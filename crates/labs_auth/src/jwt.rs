@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use labs_domain::{SessionId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -29,9 +30,9 @@ const LEEWAY_SECONDS: u64 = 10;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// The user's id.
-    pub sub: Uuid,
+    pub sub: UserId,
     /// The session (refresh-token family) it belongs to: revoking the session revokes it.
-    pub sid: Uuid,
+    pub sid: SessionId,
     pub iat: i64,
     pub exp: i64,
     /// A unique id per token (for logs and deny lists).
@@ -207,8 +208,8 @@ impl JwtKeys {
     /// Signs an access token for `user` in `session`.
     pub fn issue(
         &self,
-        user: Uuid,
-        session: Uuid,
+        user: UserId,
+        session: SessionId,
         fresh: bool,
         now: OffsetDateTime,
     ) -> Result<(String, AccessClaims), KeyError> {
@@ -441,7 +442,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify_with_their_claims() {
         let keys = keys();
-        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let (user, session) = (UserId::generate(), SessionId::generate());
         let (token, claims) = keys.issue(user, session, true, now()).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
@@ -459,7 +460,7 @@ mod tests {
     fn the_jwks_verifies_our_tokens_elsewhere() {
         let keys = keys();
         let (token, _) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), false, now())
+            .issue(UserId::generate(), SessionId::generate(), false, now())
             .unwrap();
         let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
         let jwk = set.find(keys.kid()).unwrap();
@@ -473,7 +474,7 @@ mod tests {
     fn none_other_algorithms_and_bad_signatures_are_refused() {
         let keys = keys();
         let (token, claims) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
         let claims = serde_json::to_value(claims).unwrap();
         let kid = keys.kid();
@@ -504,7 +505,7 @@ mod tests {
         let (other_private, _) = generate_ed25519_pem();
         let stranger = JwtKeys::ed25519(&other_private, "", policy()).unwrap();
         let (foreign, _) = stranger
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
         assert_eq!(keys.verify(&foreign), Err(TokenError::UnknownKey));
         assert_eq!(keys.verify("not.a.token"), Err(TokenError::Malformed));
@@ -516,7 +517,7 @@ mod tests {
         let keys = keys();
         let long_ago = now() - time::Duration::hours(1);
         let (expired, _) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, long_ago)
+            .issue(UserId::generate(), SessionId::generate(), true, long_ago)
             .unwrap();
         assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
 
@@ -532,7 +533,7 @@ mod tests {
             )
             .unwrap();
             let (token, _) = other
-                .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+                .issue(UserId::generate(), SessionId::generate(), true, now())
                 .unwrap();
             assert_eq!(
                 keys.verify(&token),
@@ -547,18 +548,18 @@ mod tests {
         let keys = keys();
         let later = now() + time::Duration::seconds(LEEWAY_SECONDS as i64 + 60);
         let (future, _) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, later)
+            .issue(UserId::generate(), SessionId::generate(), true, later)
             .unwrap();
         assert_eq!(keys.verify(&future), Err(TokenError::NotYetValid));
 
         // A signer whose clock runs a few seconds ahead is within the leeway.
         let skewed = now() + time::Duration::seconds(LEEWAY_SECONDS as i64 / 2);
         let (ahead, _) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, skewed)
+            .issue(UserId::generate(), SessionId::generate(), true, skewed)
             .unwrap();
         assert!(keys.verify(&ahead).is_ok());
         let (current, _) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
         assert!(keys.verify(&current).is_ok());
     }
@@ -568,7 +569,7 @@ mod tests {
         let keys = keys();
         let sign = |nbf_offset: i64| {
             let (_, claims) = keys
-                .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+                .issue(UserId::generate(), SessionId::generate(), true, now())
                 .unwrap();
             let mut claims = serde_json::to_value(claims).unwrap();
             claims["nbf"] = json!(now().unix_timestamp() + nbf_offset);
@@ -591,7 +592,7 @@ mod tests {
         let (old_private, old_public) = generate_ed25519_pem();
         let old = JwtKeys::ed25519(&old_private, "", policy()).unwrap();
         let (old_token, _) = old
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
 
         let (new_private, _) = generate_ed25519_pem();
@@ -600,7 +601,7 @@ mod tests {
         assert_ne!(rotated.kid(), old.kid());
         assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
         let (new_token, _) = rotated
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&new_token)
@@ -620,7 +621,7 @@ mod tests {
         let secret = [42_u8; 32];
         let keys = JwtKeys::hs256(&secret, &[], policy()).unwrap();
         let (token, _) = keys
-            .issue(Uuid::now_v7(), Uuid::now_v7(), true, now())
+            .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
         assert!(keys.verify(&token).is_ok());
         assert_eq!(keys.jwks(), json!({"keys": []}));
@@ -665,7 +666,7 @@ mod properties {
         #[test]
         fn a_changed_character_is_refused(index in any::<usize>(), replacement in "[A-Za-z0-9_-]") {
             let keys = keys();
-            let (token, _) = keys.issue(Uuid::now_v7(), Uuid::now_v7(), true, OffsetDateTime::now_utc()).unwrap();
+            let (token, _) = keys.issue(UserId::generate(), SessionId::generate(), true, OffsetDateTime::now_utc()).unwrap();
             let at = index % token.len();
             let mut changed: Vec<char> = token.chars().collect();
             prop_assume!(changed[at] != '.' && changed[at].to_string() != replacement);

@@ -1,18 +1,18 @@
 //! Payments: Stripe customers, webhook events, subscription state, one-time payments.
 
+use labs_domain::UserId;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 // --- customers -------------------------------------------------------------------------------
 
 pub async fn customer_of(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT customer_id FROM stripe_customers WHERE user_id = $1",
-        user_id
+        user_id.as_uuid()
     )
     .fetch_optional(db)
     .await
@@ -23,7 +23,7 @@ pub async fn customer_of(
 /// link is not visible to this statement yet (read it again with [`customer_of`]).
 pub async fn link_customer(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
     customer_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar!(
@@ -35,7 +35,7 @@ pub async fn link_customer(
            UNION ALL
            SELECT customer_id FROM stripe_customers WHERE user_id = $1
            LIMIT 1"#,
-        user_id,
+        user_id.as_uuid(),
         customer_id
     )
     .fetch_optional(db)
@@ -45,13 +45,14 @@ pub async fn link_customer(
 pub async fn user_of_customer(
     db: impl PgExecutor<'_>,
     customer_id: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT user_id FROM stripe_customers WHERE customer_id = $1",
         customer_id
     )
     .fetch_optional(db)
     .await
+    .map(|id| id.map(UserId::from_uuid))
 }
 
 // --- events ----------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ pub async fn mark_processed(db: impl PgExecutor<'_>, id: &str) -> Result<bool, s
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub id: String,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub customer_id: String,
     pub status: String,
     pub price_id: Option<String>,
@@ -140,7 +141,7 @@ pub async fn apply_subscription(
              state_as_of = EXCLUDED.state_as_of
          WHERE subscriptions.state_as_of <= EXCLUDED.state_as_of",
         state.id,
-        state.user_id,
+        state.user_id.as_uuid(),
         state.customer_id,
         state.status,
         state.price_id,
@@ -175,17 +176,27 @@ pub async fn apply_invoice(
 /// The user's current subscription: the most recently described one.
 pub async fn subscription_of(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<Option<Subscription>, sqlx::Error> {
-    sqlx::query_as!(
-        Subscription,
+    let row = sqlx::query!(
         "SELECT id, user_id, customer_id, status, price_id, current_period_end, cancel_at_period_end,
                 state_as_of, last_invoice_status
          FROM subscriptions WHERE user_id = $1 ORDER BY state_as_of DESC LIMIT 1",
-        user_id
+        user_id.as_uuid()
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| Subscription {
+        id: r.id,
+        user_id: UserId::from_uuid(r.user_id),
+        customer_id: r.customer_id,
+        status: r.status,
+        price_id: r.price_id,
+        current_period_end: r.current_period_end,
+        cancel_at_period_end: r.cancel_at_period_end,
+        state_as_of: r.state_as_of,
+        last_invoice_status: r.last_invoice_status,
+    }))
 }
 
 // --- one-time payments -----------------------------------------------------------------------
@@ -194,7 +205,7 @@ pub async fn subscription_of(
 pub async fn record_payment(
     db: impl PgExecutor<'_>,
     checkout_session_id: &str,
-    user_id: Uuid,
+    user_id: UserId,
     amount_total: Option<i64>,
     currency: Option<&str>,
     payment_status: &str,
@@ -204,7 +215,7 @@ pub async fn record_payment(
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (checkout_session_id) DO UPDATE SET payment_status = EXCLUDED.payment_status",
         checkout_session_id,
-        user_id,
+        user_id.as_uuid(),
         amount_total,
         currency,
         payment_status

@@ -3,6 +3,7 @@
 //! single conditional statement, so that a secret is consumed at most once even when two
 //! requests race.
 
+use labs_domain::{SessionId, UserId};
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -39,8 +40,8 @@ impl Purpose {
 /// would open a session after the change had revoked the others.
 pub async fn start_session(
     db: impl PgExecutor<'_>,
-    id: Uuid,
-    user_id: Uuid,
+    id: SessionId,
+    user_id: UserId,
     credentials_epoch: i32,
     refresh_token_hash: &[u8],
     refresh_expires_at: OffsetDateTime,
@@ -55,8 +56,8 @@ pub async fn start_session(
          )
          INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
          SELECT $3, id, $4 FROM session",
-        id,
-        user_id,
+        id.as_uuid(),
+        user_id.as_uuid(),
         refresh_token_hash,
         refresh_expires_at,
         credentials_epoch
@@ -70,12 +71,12 @@ pub async fn start_session(
 /// password: whoever holds an older link must not use it now).
 pub async fn void_pending_secrets(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "WITH codes AS (DELETE FROM email_otps WHERE user_id = $1)
          DELETE FROM one_time_tokens WHERE user_id = $1 AND used_at IS NULL",
-        user_id
+        user_id.as_uuid()
     )
     .execute(db)
     .await?;
@@ -85,12 +86,12 @@ pub async fn void_pending_secrets(
 /// Revokes one session (its refresh tokens and access tokens stop working).
 pub async fn revoke_session(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: SessionId,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
-        id,
+        id.as_uuid(),
         reason
     )
     .execute(db)
@@ -101,12 +102,12 @@ pub async fn revoke_session(
 /// Revokes every live session of a user; returns how many.
 pub async fn revoke_all_sessions(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        user_id,
+        user_id.as_uuid(),
         reason
     )
     .execute(db)
@@ -118,15 +119,15 @@ pub async fn revoke_all_sessions(
 /// change); returns how many.
 pub async fn revoke_other_sessions(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
-    keep: Uuid,
+    user_id: UserId,
+    keep: SessionId,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
          WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
-        user_id,
-        keep,
+        user_id.as_uuid(),
+        keep.as_uuid(),
         reason
     )
     .execute(db)
@@ -139,13 +140,13 @@ pub async fn revoke_other_sessions(
 pub async fn insert_refresh_token(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
-    session_id: Uuid,
+    session_id: SessionId,
     expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
         token_hash,
-        session_id,
+        session_id.as_uuid(),
         expires_at
     )
     .execute(db)
@@ -156,8 +157,8 @@ pub async fn insert_refresh_token(
 /// A presented refresh token, as found.
 #[derive(Debug, Clone)]
 pub struct RefreshToken {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
+    pub session_id: SessionId,
+    pub user_id: UserId,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
     pub session_revoked: bool,
@@ -171,8 +172,7 @@ pub async fn lock_refresh_token(
     tx: &mut PgConnection,
     token_hash: &[u8],
 ) -> Result<Option<RefreshToken>, sqlx::Error> {
-    sqlx::query_as!(
-        RefreshToken,
+    let row = sqlx::query!(
         r#"SELECT r.session_id, s.user_id, r.expires_at, r.used_at,
                   s.revoked_at IS NOT NULL AS "session_revoked!",
                   s.created_at AS session_started_at
@@ -182,7 +182,15 @@ pub async fn lock_refresh_token(
         token_hash
     )
     .fetch_optional(tx)
-    .await
+    .await?;
+    Ok(row.map(|r| RefreshToken {
+        session_id: SessionId::from_uuid(r.session_id),
+        user_id: UserId::from_uuid(r.user_id),
+        expires_at: r.expires_at,
+        used_at: r.used_at,
+        session_revoked: r.session_revoked,
+        session_started_at: r.session_started_at,
+    }))
 }
 
 pub async fn mark_refresh_token_used(
@@ -210,7 +218,7 @@ pub async fn mark_refresh_token_used(
 pub async fn replace_one_time_token(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     purpose: Purpose,
     expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
@@ -221,7 +229,7 @@ pub async fn replace_one_time_token(
          INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at)
          SELECT $1, $2, $3, $4 WHERE $2::uuid IS NOT NULL",
         token_hash,
-        user_id as Option<Uuid>,
+        user_id.map(UserId::as_uuid) as Option<Uuid>,
         purpose.as_str(),
         expires_at
     )
@@ -241,7 +249,7 @@ pub async fn attempt_one_time_token(
     token_hash: &[u8],
     purpose: Purpose,
     max_attempts: i32,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar!(
         "UPDATE one_time_tokens SET attempts = attempts + 1
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
@@ -253,6 +261,7 @@ pub async fn attempt_one_time_token(
     )
     .fetch_optional(db)
     .await
+    .map(|id| id.map(UserId::from_uuid))
 }
 
 /// Uses a one-time token: returns its account if it exists for `purpose`, is unused and
@@ -262,7 +271,7 @@ pub async fn use_one_time_token(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
     purpose: Purpose,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar!(
         "UPDATE one_time_tokens SET used_at = now()
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
@@ -272,6 +281,7 @@ pub async fn use_one_time_token(
     )
     .fetch_optional(db)
     .await
+    .map(|id| id.map(UserId::from_uuid))
 }
 
 // --- email OTPs ------------------------------------------------------------------------------
@@ -280,7 +290,7 @@ pub async fn use_one_time_token(
 /// with `None`, the same statement storing nothing.
 pub async fn replace_email_otp(
     db: impl PgExecutor<'_>,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     code_hash: &[u8],
     expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
@@ -290,7 +300,7 @@ pub async fn replace_email_otp(
          ON CONFLICT (user_id) DO UPDATE
              SET code_hash = EXCLUDED.code_hash, expires_at = EXCLUDED.expires_at,
                  attempts = 0, created_at = now()",
-        user_id as Option<Uuid>,
+        user_id.map(UserId::as_uuid) as Option<Uuid>,
         code_hash,
         expires_at
     )
@@ -304,24 +314,27 @@ pub async fn replace_email_otp(
 /// conditional `UPDATE`: concurrent guesses cannot exceed the cap.
 pub async fn attempt_email_otp(
     db: impl PgExecutor<'_>,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     max_attempts: i32,
 ) -> Result<Option<Vec<u8>>, sqlx::Error> {
     sqlx::query_scalar!(
         "UPDATE email_otps SET attempts = attempts + 1
          WHERE user_id = $1 AND attempts < $2 AND expires_at > now()
          RETURNING code_hash",
-        user_id as Option<Uuid>,
+        user_id.map(UserId::as_uuid) as Option<Uuid>,
         max_attempts
     )
     .fetch_optional(db)
     .await
 }
 
-pub async fn delete_email_otp(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM email_otps WHERE user_id = $1", user_id)
-        .execute(db)
-        .await?;
+pub async fn delete_email_otp(db: impl PgExecutor<'_>, user_id: UserId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "DELETE FROM email_otps WHERE user_id = $1",
+        user_id.as_uuid()
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -330,15 +343,18 @@ pub async fn delete_email_otp(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<
 /// Replaces all of a user's recovery codes.
 pub async fn replace_recovery_codes(
     tx: &mut PgConnection,
-    user_id: Uuid,
+    user_id: UserId,
     code_hashes: &[Vec<u8>],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        user_id.as_uuid()
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query!(
         "INSERT INTO recovery_codes (user_id, code_hash) SELECT $1, * FROM UNNEST($2::bytea[])",
-        user_id,
+        user_id.as_uuid(),
         code_hashes
     )
     .execute(&mut *tx)
@@ -349,12 +365,12 @@ pub async fn replace_recovery_codes(
 /// Uses a recovery code: true at most once per code.
 pub async fn use_recovery_code(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
     code_hash: &[u8],
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-        user_id,
+        user_id.as_uuid(),
         code_hash
     )
     .execute(db)
@@ -364,11 +380,14 @@ pub async fn use_recovery_code(
 
 pub async fn delete_recovery_codes(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        user_id.as_uuid()
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 

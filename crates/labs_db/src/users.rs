@@ -1,13 +1,13 @@
 //! Accounts: the `users` table.
 
+use labs_domain::{SessionId, UserId};
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// An account, as every part of the application sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub full_name: Option<String>,
     pub is_admin: bool,
@@ -23,7 +23,7 @@ pub struct User {
 macro_rules! user_of_row {
     ($row:ident) => {
         User {
-            id: $row.id,
+            id: UserId::from_uuid($row.id),
             email: $row.email,
             full_name: $row.full_name,
             is_admin: $row.is_admin,
@@ -51,7 +51,7 @@ pub struct UserCredentials {
 /// A new account.
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: &'a str,
     pub full_name: Option<&'a str>,
     pub password_hash: Option<&'a str>,
@@ -85,15 +85,14 @@ pub async fn insert(
     db: impl PgExecutor<'_>,
     new: &NewUser<'_>,
 ) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as!(
-        User,
+    sqlx::query!(
         r#"INSERT INTO users (id, email, full_name, password_hash, is_admin, email_verified_at,
                               first_verified_at)
            VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, CASE WHEN $6 THEN now() END)
            ON CONFLICT (email) DO NOTHING
            RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
                      totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
-        new.id,
+        new.id.as_uuid(),
         new.email,
         new.full_name,
         new.password_hash,
@@ -102,13 +101,14 @@ pub async fn insert(
     )
     .fetch_optional(db)
     .await
+    .map(|row| row.map(|r| user_of_row!(r)))
 }
 
 /// What a signup found at its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignupOutcome {
     /// The new account, or the one that already had the address.
-    pub id: Uuid,
+    pub id: UserId,
     /// Whether this signup created it.
     pub created: bool,
     pub is_active: bool,
@@ -125,8 +125,7 @@ pub async fn signup(
     db: impl PgExecutor<'_>,
     new: &NewUser<'_>,
 ) -> Result<Option<SignupOutcome>, sqlx::Error> {
-    sqlx::query_as!(
-        SignupOutcome,
+    let row = sqlx::query!(
         r#"WITH inserted AS (
                INSERT INTO users (id, email, full_name, password_hash, is_admin,
                                   email_verified_at, first_verified_at)
@@ -139,7 +138,7 @@ pub async fn signup(
            UNION ALL
            SELECT id, false, is_active FROM users
            WHERE email = $2 AND NOT EXISTS (SELECT 1 FROM inserted)"#,
-        new.id,
+        new.id.as_uuid(),
         new.email,
         new.full_name,
         new.password_hash,
@@ -147,19 +146,24 @@ pub async fn signup(
         new.verified,
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| SignupOutcome {
+        id: UserId::from_uuid(r.id),
+        created: r.created,
+        is_active: r.is_active,
+    }))
 }
 
-pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as!(
-        User,
+pub async fn by_id(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query!(
         r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
                   totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at
            FROM users WHERE id = $1"#,
-        id
+        id.as_uuid()
     )
     .fetch_optional(db)
     .await
+    .map(|row| row.map(|r| user_of_row!(r)))
 }
 
 /// The account of an access token, provided its session is still live and belongs to it: one
@@ -173,19 +177,19 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sq
 /// in repeatedly (measured on the benchmark database, docs/PERFORMANCE.md).
 pub async fn by_live_session(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
-    session_id: Uuid,
+    user_id: UserId,
+    session_id: SessionId,
 ) -> Result<Option<User>, sqlx::Error> {
-    let user = sqlx::query_as!(
-        User,
+    let user = sqlx::query!(
         r#"SELECT u.id, u.email, u.full_name, u.is_admin, u.is_active, u.email_verified_at,
                   u.totp_enabled_at IS NOT NULL AS "totp_enabled!", u.created_at, u.updated_at
            FROM sessions s JOIN users u ON u.id = s.user_id
            WHERE s.id = $1 AND s.revoked_at IS NULL AND u.is_active"#,
-        session_id
+        session_id.as_uuid()
     )
     .fetch_optional(db)
-    .await?;
+    .await?
+    .map(|r| user_of_row!(r));
     Ok(user.filter(|user| user.id == user_id))
 }
 
@@ -193,7 +197,7 @@ pub async fn by_live_session(
 pub async fn credentials(
     db: impl PgExecutor<'_>,
     email: Option<&str>,
-    id: Option<Uuid>,
+    id: Option<UserId>,
 ) -> Result<Option<UserCredentials>, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT id, email, full_name, is_admin, is_active, email_verified_at,
@@ -201,7 +205,7 @@ pub async fn credentials(
                   password_hash, totp_secret, totp_last_step, credentials_epoch
            FROM users WHERE email = $1 OR id = $2"#,
         email,
-        id
+        id.map(UserId::as_uuid)
     )
     .fetch_optional(db)
     .await?;
@@ -250,11 +254,10 @@ pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
 /// [`is_duplicate_email`] recognises. A changed email is unverified until its owner proves it.
 pub async fn update(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: UserId,
     changes: &UserChanges<'_>,
 ) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as!(
-        User,
+    sqlx::query!(
         r#"UPDATE users SET
                -- A new address is not verified yet, whoever set it (an admin included): its
                -- owner proves it again (/auth/verification), as at signup.
@@ -269,7 +272,7 @@ pub async fn update(
            WHERE id = $1
            RETURNING id, email, full_name, is_admin, is_active, email_verified_at,
                      totp_enabled_at IS NOT NULL AS "totp_enabled!", created_at, updated_at"#,
-        id,
+        id.as_uuid(),
         changes.email,
         changes.full_name,
         changes.password_hash,
@@ -278,6 +281,7 @@ pub async fn update(
     )
     .fetch_optional(db)
     .await
+    .map(|row| row.map(|r| user_of_row!(r)))
 }
 
 /// Replaces the hash of the same password made with old parameters, only if the stored hash
@@ -285,13 +289,13 @@ pub async fn update(
 /// by writing the old password back.
 pub async fn rehash_password(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: UserId,
     old: &str,
     new: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
-        id,
+        id.as_uuid(),
         old,
         new
     )
@@ -301,8 +305,8 @@ pub async fn rehash_password(
 }
 
 /// Deletes an account and, by cascade, everything it owns. False if there was none.
-pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!("DELETE FROM users WHERE id = $1", id)
+pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!("DELETE FROM users WHERE id = $1", id.as_uuid())
         .execute(db)
         .await?;
     Ok(done.rows_affected() == 1)
@@ -334,12 +338,15 @@ pub struct Claimed {
 /// (one statement would take its snapshot before waiting for the lock, and miss it).
 pub async fn claim(
     tx: &mut sqlx::PgConnection,
-    id: Uuid,
+    id: UserId,
     keep_credentials: bool,
 ) -> Result<Option<Claimed>, sqlx::Error> {
-    let locked = sqlx::query_scalar!("SELECT id FROM users WHERE id = $1 FOR UPDATE", id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let locked = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+        id.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if locked.is_none() {
         return Ok(None);
     }
@@ -372,7 +379,7 @@ pub async fn claim(
            RETURNING u.id, u.email, u.full_name, u.is_admin, u.is_active, u.email_verified_at,
                      u.totp_enabled_at IS NOT NULL AS "totp_enabled!", u.created_at,
                      u.updated_at, b.first AS "first!", u.credentials_epoch"#,
-        id,
+        id.as_uuid(),
         keep_credentials
     )
     .fetch_optional(&mut *tx)
@@ -411,12 +418,12 @@ pub async fn purge_unclaimed(
 /// Stores a new TOTP secret, not yet enabled (enrolment started, or restarted).
 pub async fn set_pending_totp(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: UserId,
     sealed: &[u8],
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE users SET totp_secret = $2, totp_last_step = NULL WHERE id = $1 AND totp_enabled_at IS NULL",
-        id,
+        id.as_uuid(),
         sealed
     )
     .execute(db)
@@ -427,13 +434,13 @@ pub async fn set_pending_totp(
 /// Turns TOTP on, recording the step of the code that proved the enrolment.
 pub async fn enable_totp(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: UserId,
     step: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE users SET totp_enabled_at = now(), totp_last_step = $2
          WHERE id = $1 AND totp_secret IS NOT NULL AND totp_enabled_at IS NULL",
-        id,
+        id.as_uuid(),
         step
     )
     .execute(db)
@@ -442,10 +449,10 @@ pub async fn enable_totp(
 }
 
 /// Turns TOTP off and forgets the secret.
-pub async fn disable_totp(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn disable_totp(db: impl PgExecutor<'_>, id: UserId) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL WHERE id = $1",
-        id
+        id.as_uuid()
     )
     .execute(db)
     .await?;
@@ -456,13 +463,13 @@ pub async fn disable_totp(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx:
 /// was: the compare-and-set that makes each code single-use even under concurrent requests.
 pub async fn claim_totp_step(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: UserId,
     step: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE users SET totp_last_step = $2
          WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
-        id,
+        id.as_uuid(),
         step
     )
     .execute(db)
@@ -473,12 +480,12 @@ pub async fn claim_totp_step(
 /// Re-seals a TOTP secret under the current key (after a key rotation).
 pub async fn reseal_totp(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: UserId,
     sealed: &[u8],
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE users SET totp_secret = $2 WHERE id = $1",
-        id,
+        id.as_uuid(),
         sealed
     )
     .execute(db)

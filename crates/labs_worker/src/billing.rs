@@ -6,6 +6,7 @@
 //! the checkout event has not been processed) fails and is retried with backoff.
 
 use labs_db::billing::{StripeEvent, Subscription};
+use labs_domain::UserId;
 use labs_jobs::jobs::ProcessStripeEvent;
 use labs_jobs::{Handler, JobError};
 use serde_json::Value;
@@ -62,10 +63,12 @@ async fn user_of(
     tx: &mut labs_db::PgConnection,
     object: &Value,
     customer: Option<&str>,
-) -> Result<Option<Uuid>, JobError> {
+) -> Result<Option<UserId>, JobError> {
+    // Parsed at the edge: the id we put in the Checkout session's metadata.
     let from_metadata = text(&object["metadata"], "user_id")
         .or_else(|| text(object, "client_reference_id"))
-        .and_then(|id| Uuid::parse_str(id).ok());
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .map(UserId::from_uuid);
     if from_metadata.is_some() {
         return Ok(from_metadata);
     }

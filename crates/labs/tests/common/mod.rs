@@ -27,9 +27,9 @@ use labs_testkit::{Answer, send, shared_redis_url};
 
 /// The settings a test server uses: production defaults, short timeouts.
 /// A verified account with no password, straight into the database; its id.
-pub async fn insert_user(db: &PgPool, email: &str) -> uuid::Uuid {
+pub async fn insert_user(db: &PgPool, email: &str) -> labs_domain::UserId {
     let new = labs_db::users::NewUser {
-        id: uuid::Uuid::now_v7(),
+        id: labs_domain::UserId::generate(),
         email,
         full_name: None,
         password_hash: None,
@@ -46,13 +46,13 @@ pub async fn insert_user_with_password(
     password: &str,
     admin: bool,
     verified: bool,
-) -> uuid::Uuid {
+) -> labs_domain::UserId {
     let hash = labs_auth::PasswordHasher::default_cost()
         .unwrap()
         .hash(password)
         .unwrap();
     let new = labs_db::users::NewUser {
-        id: uuid::Uuid::now_v7(),
+        id: labs_domain::UserId::generate(),
         email,
         full_name: None,
         password_hash: Some(&hash),

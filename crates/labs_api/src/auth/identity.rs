@@ -8,8 +8,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use labs_db::PgPool;
 use labs_db::users::User;
+use labs_domain::SessionId;
 use labs_http::ApiError;
-use uuid::Uuid;
 
 use crate::state::Auth;
 
@@ -19,7 +19,7 @@ use crate::state::Auth;
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user: User,
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// The token came from a credential check, not a refresh.
     pub fresh: bool,
 }

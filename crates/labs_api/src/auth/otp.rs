@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use labs_auth::token::six_digit_code;
-use labs_domain::Email;
+use labs_domain::{Email, UserId};
 use labs_http::ApiError;
 use labs_http::extract::Json;
 use labs_jobs::jobs::Email as Message;
@@ -46,11 +46,11 @@ pub(crate) async fn initiate_otp_email(
         .map(|found| found.user.id);
     let code = six_digit_code();
     let config = &state.auth.config;
-    let hash = state
-        .auth
-        .keys
-        .codes
-        .hash(PURPOSE, subject.unwrap_or_default().as_bytes(), &code);
+    let hash = state.auth.keys.codes.hash(
+        PURPOSE,
+        subject.map(UserId::as_uuid).unwrap_or_default().as_bytes(),
+        &code,
+    );
     labs_db::credentials::replace_email_otp(
         &mut *tx,
         subject,
@@ -132,7 +132,7 @@ pub(crate) async fn verify_otp(
     .await?;
     let right = state.auth.keys.codes.matches(
         PURPOSE,
-        subject.unwrap_or_default().as_bytes(),
+        subject.map(UserId::as_uuid).unwrap_or_default().as_bytes(),
         request.code.trim(),
         stored.as_deref().unwrap_or_default(),
     );

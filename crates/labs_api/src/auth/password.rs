@@ -8,6 +8,7 @@ use labs_auth::token::hash_token;
 use labs_auth::{OpaqueToken, Verification};
 use labs_db::credentials::Purpose;
 use labs_db::users::{NewUser, UserChanges};
+use labs_domain::UserId;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
 use labs_http::extract::Json;
@@ -16,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::identity::CurrentUser;
 use super::limits::{self, ClientIp, Family};
@@ -124,7 +124,7 @@ pub(crate) async fn signup_user(
     let password_hash = hash_password(&state, &request.password).await?;
     let mut tx = state.app.db.begin().await?;
     let new = NewUser {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email: request.email.as_str(),
         full_name,
         password_hash: Some(&password_hash),
@@ -163,7 +163,7 @@ pub(crate) async fn signup_user(
 pub(crate) async fn new_one_time_token(
     state: &ApiState,
     tx: &mut PgConnection,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     purpose: Purpose,
 ) -> Result<OpaqueToken, ApiError> {
     let config = &state.auth.config;
@@ -189,7 +189,7 @@ pub(crate) async fn new_one_time_token(
 async fn send_verification(
     state: &ApiState,
     tx: &mut PgConnection,
-    user_id: Option<Uuid>,
+    user_id: Option<UserId>,
     email: &str,
 ) -> Result<(), ApiError> {
     let token = new_one_time_token(state, tx, user_id, Purpose::VerifyEmail).await?;

@@ -9,12 +9,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use labs_auth::OpaqueToken;
 use labs_auth::token::hash_token;
+use labs_domain::{SessionId, UserId};
 use labs_http::ApiError;
 use labs_http::extract::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::identity::{authenticate, cookie};
 use crate::ApiState;
@@ -56,10 +56,10 @@ const CREDENTIALS_CHANGED: ApiError = ApiError::Unauthorized {
 /// this one must not slip in after it.
 pub(crate) async fn start(
     state: &ApiState,
-    user_id: Uuid,
+    user_id: UserId,
     credentials_epoch: i32,
 ) -> Result<Tokens, ApiError> {
-    let session_id = Uuid::now_v7();
+    let session_id = SessionId::generate();
     let refresh = OpaqueToken::generate();
     let now = OffsetDateTime::now_utc();
     let opened = labs_db::credentials::start_session(
@@ -87,8 +87,8 @@ fn refresh_expiry(state: &ApiState, session_start: OffsetDateTime) -> OffsetDate
 
 fn issue(
     state: &ApiState,
-    user_id: Uuid,
-    session_id: Uuid,
+    user_id: UserId,
+    session_id: SessionId,
     refresh: OpaqueToken,
     fresh: bool,
 ) -> Result<Tokens, ApiError> {

@@ -140,7 +140,7 @@ async fn check_second_factor(
 async fn new_recovery_codes(
     state: &ApiState,
     tx: &mut sqlx::PgConnection,
-    user: uuid::Uuid,
+    user: labs_domain::UserId,
 ) -> Result<Vec<String>, ApiError> {
     let codes = recovery_codes(RECOVERY_CODES);
     let hashes: Vec<Vec<u8>> = codes
