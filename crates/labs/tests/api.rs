@@ -144,6 +144,28 @@ async fn readiness_answers_503_within_its_deadline_when_postgres_hangs(_db: PgPo
     );
 }
 
+/// The api and hooks roles serve through a Redis outage: ready, with Redis reported degraded.
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn an_api_only_process_stays_ready_without_redis_and_says_it_is_degraded(db: PgPool) {
+    let mut redis = RedisServer::start();
+    let state = state_with_redis(db, &redis.url()).ready_without_redis();
+    let app = app_with(state, &http_config());
+    let body = get(&app, "/api/health/ready").await.json();
+    assert_eq!(
+        (body["ready"].clone(), body["degraded"].clone()),
+        (json!(true), json!(false))
+    );
+
+    redis.stop();
+    let answer = get(&app, "/api/health/ready").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["degraded"], true);
+    assert_eq!(body["checks"]["redis"]["ok"], false);
+}
+
+/// A process that runs jobs (the worker or scheduler role, or all roles) needs Redis.
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn readiness_follows_redis_down_and_back_up(db: PgPool) {
     let mut redis = RedisServer::start();

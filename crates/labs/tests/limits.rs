@@ -373,3 +373,63 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
         "{messages:?}"
     );
 }
+
+/// While Redis does not answer, the credential endpoints keep answering and keep limiting: each
+/// replica enforces its share of the quota in its own memory (here one replica: the whole
+/// quota), and when Redis is back the limits are Redis' again (shared by every replica).
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn limits_hold_per_replica_while_redis_is_down_and_return_to_redis(db: PgPool) {
+    user(&db, "ada@example.com", true).await;
+    let mut redis = labs_testkit::RedisServer::start();
+    let state = common::state_with_redis(db.clone(), &redis.url());
+    let mut settings = BEHIND_PROXY.to_vec();
+    settings.extend_from_slice(&["--rate-limit-per-ip", "3/1m"]);
+    let api = common::api_state(state.clone(), &settings);
+    let app = labs::app::http_app(
+        labs::app::role_routes(state, Some(api)),
+        &common::http_config(),
+    );
+
+    redis.stop();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(login_from(&app, "203.0.113.9", "ada@example.com", PASSWORD).await);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "logins answered, and limited, with Redis down"
+    );
+    let signup = post_from(
+        &app,
+        "198.51.100.7",
+        "/api/auth/signup",
+        json!({"email": "bob@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(signup.status, StatusCode::ACCEPTED, "{}", signup.text());
+
+    // Back: the limiter asks Redis again within a second, and its counts start there.
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let from_new_client = login_from(&app, "192.0.2.1", "ada@example.com", PASSWORD).await;
+    assert_eq!(from_new_client, StatusCode::OK);
+    let mut connection =
+        labs_db::redis::connect_lazy(&SecretString::from(redis.url()), &common::redis_config())
+            .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*:login:ip:192.0.2.1")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.len(),
+        1,
+        "the limit is counted in Redis again: {keys:?}"
+    );
+}

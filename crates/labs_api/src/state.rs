@@ -128,6 +128,16 @@ pub struct AuthConfig {
     )]
     pub rate_limit_emails_per_address: Quota,
 
+    /// API replicas that share the limits: while Redis does not answer, each replica enforces
+    /// its share of every quota (the quota divided by this) in its own memory. Set it to the
+    /// api Deployment's replica count.
+    #[arg(long, env = "LABS_RATE_LIMIT_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_replicas: u32,
+
+    /// How long a rate-limit decision waits for Redis before this replica decides it alone.
+    #[arg(long, env = "LABS_RATE_LIMIT_REDIS_DEADLINE", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub rate_limit_redis_deadline: Duration,
+
     /// Prefix of the rate-limit keys in Redis.
     #[arg(long, env = "LABS_RATE_LIMIT_NAMESPACE", default_value = "labs:rl")]
     pub rate_limit_namespace: String,
@@ -224,6 +234,8 @@ pub struct ApiParts {
     pub billing: Arc<crate::billing::Billing>,
     // template:end stripe
     pub queue: JobQueue,
+    /// The credential endpoints' rate limits (Redis, falling back to this process).
+    pub limiter: labs_db::ratelimit::Limiter,
 }
 
 impl ApiState {

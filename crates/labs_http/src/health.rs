@@ -43,8 +43,11 @@ pub struct Liveness {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Readiness {
-    /// True when every dependency answered in time.
+    /// True when every dependency this process needs answered in time.
     pub ready: bool,
+    /// True when Redis did not answer but this process serves without it (the api and hooks
+    /// roles: rate limits fall back to per-replica ones, jobs wait in the outbox).
+    pub degraded: bool,
     /// One check per dependency.
     pub checks: DependencyChecks,
 }
@@ -110,25 +113,36 @@ pub async fn get_liveness() -> Json<Liveness> {
 /// Report whether the service can take traffic.
 ///
 /// Makes a real round trip to Postgres and to Redis, each under a deadline, and answers 503
-/// while either fails. Use it for readiness probes.
+/// while a dependency this process needs fails: Postgres always; Redis only for the worker
+/// and scheduler roles (the api and hooks roles stay ready without it, reporting it as
+/// degraded). Use it for readiness probes.
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "health",
     responses(
-        (status = 200, description = "Every dependency answered", body = Readiness),
-        (status = 503, description = "A dependency is down, slow or not migrated", body = Readiness),
+        (status = 200, description = "Every dependency this process needs answered (Redis may be degraded)", body = Readiness),
+        (status = 503, description = "A dependency this process needs is down, slow or not migrated", body = Readiness),
     )
 )]
 pub async fn get_readiness(State(health): State<Health>) -> (StatusCode, Json<Readiness>) {
     let checks = health.checks.check(&health).await;
-    let ready = checks.postgres.ok && checks.redis.ok;
+    let ready = checks.postgres.ok && (checks.redis.ok || !health.redis_required);
+    let degraded = ready && !checks.redis.ok;
+    metrics::gauge!("labs_redis_degraded").set(if degraded { 1.0 } else { 0.0 });
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Readiness { ready, checks }))
+    (
+        status,
+        Json(Readiness {
+            ready,
+            degraded,
+            checks,
+        }),
+    )
 }
 
 /// What the health endpoints reach: the stores they check, the deadline of each check, and the
@@ -138,6 +152,8 @@ pub struct Health {
     db: PgPool,
     redis: RedisConnection,
     deadline: Duration,
+    /// Whether this process is not ready without Redis (it runs the worker or the scheduler).
+    redis_required: bool,
     checks: Arc<ReadinessChecks>,
 }
 
@@ -156,8 +172,17 @@ impl Health {
             db,
             redis,
             deadline,
+            redis_required: true,
             checks: Arc::default(),
         }
+    }
+
+    /// The same checks, but ready while Postgres answers even if Redis does not (Redis is then
+    /// reported as degraded): for processes that serve only the api and hooks roles.
+    #[must_use]
+    pub fn ready_without_redis(mut self) -> Self {
+        self.redis_required = false;
+        self
     }
 
     /// Checks every dependency now, concurrently, each under the deadline (no sharing with

@@ -39,6 +39,15 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Readiness that does not need Redis (see [`Health::ready_without_redis`]).
+    #[must_use]
+    pub fn ready_without_redis(mut self) -> Self {
+        self.health = self.health.ready_without_redis();
+        self
+    }
+}
+
 impl FromRef<AppState> for Health {
     fn from_ref(state: &AppState) -> Self {
         state.health.clone()

@@ -55,6 +55,13 @@ pub(super) async fn serve(
         args.http.root_path.clone(),
         args.http.docs,
     );
+    // The api and hooks roles serve through a Redis outage (limits per replica, jobs in the
+    // outbox): they stay in the load balancer. A process that runs jobs is not ready without it.
+    let state = if roles.has(Role::Worker) || roles.has(Role::Scheduler) {
+        state
+    } else {
+        state.ready_without_redis()
+    };
     // Only the api role holds credential keys: the other roles run without them.
     let api = if roles.has(Role::Api) {
         let keys = auth_keys(env, &args.auth.keys)?;
@@ -78,6 +85,11 @@ pub(super) async fn serve(
             billing: Arc::new(billing),
             // template:end stripe
             queue: queue.clone(),
+            limiter: labs_db::ratelimit::Limiter::new(
+                state.redis.clone(),
+                args.auth.rate_limit_redis_deadline,
+                args.auth.rate_limit_replicas,
+            ),
         }))
     } else {
         None

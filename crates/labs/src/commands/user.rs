@@ -63,7 +63,7 @@ pub(super) async fn user(env: Environment, command: UserCommand) -> anyhow::Resu
     )?;
     let hash = hasher.hash(password.expose())?;
     let new = labs_db::users::NewUser {
-        id: uuid::Uuid::now_v7(),
+        id: labs_domain::UserId::generate(),
         email: email.as_str(),
         full_name: None,
         password_hash: Some(&hash),

@@ -148,6 +148,11 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
         code_hash_key: labs_auth::config::DEV_CODE_HASH_KEY.into(),
     };
     let keys = labs_auth::AuthKeys::new(&settings.auth.keys, &secrets).unwrap();
+    let limiter = labs_db::ratelimit::Limiter::new(
+        app.redis.clone(),
+        settings.auth.rate_limit_redis_deadline,
+        settings.auth.rate_limit_replicas,
+    );
     let auth = labs_api::Auth::new(keys, settings.auth, &[TRUSTED_ORIGIN.to_owned()], "/api");
     ApiState::new(labs_api::ApiParts {
         app,
@@ -156,6 +161,7 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
         billing: std::sync::Arc::new(labs_api::billing::Billing::new(settings.billing).unwrap()),
         // template:end stripe
         queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
+        limiter,
     })
 }
 

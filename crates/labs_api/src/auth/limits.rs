@@ -1,4 +1,5 @@
-//! Rate limits on credential endpoints (in Redis), and the client they key on.
+//! Rate limits on credential endpoints (in Redis, per replica while Redis is down), and the
+//! client they key on.
 //!
 //! Two shapes. [`check`] counts every request of a family per client and per account: for the
 //! endpoints that send email or create something. [`guess`] is for the endpoints that check a
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use ipnet::Ipv6Net;
-use labs_db::ratelimit::{self, Decision, Quota};
+use labs_db::ratelimit::{Decision, Quota};
 use labs_http::ApiError;
 
 use crate::ApiState;
@@ -126,8 +127,8 @@ fn account_key(account: &str) -> String {
 }
 
 /// Counts one attempt of `family` from `ip`, and against `account` if known (an email or a
-/// user id). 429 when either budget is spent. Fails closed (503) when Redis cannot be asked:
-/// an outage must not switch brute-force protection off.
+/// user id). 429 when either budget is spent. A Redis outage does not switch the limits off
+/// nor fail the request: they are kept per replica until Redis answers again.
 pub(crate) async fn check(
     state: &ApiState,
     family: Family,
@@ -169,8 +170,8 @@ pub(crate) struct Guess {
 /// Counts one guess of `family` from `ip` at `account`'s secret (an email): against the
 /// client's budget for the family (every attempt), and, as a wrong guess, against the
 /// (account, client) budget and, unless the client is known to the account, the account's
-/// ceiling. 429 when any is spent, before the secret is checked. 503 when Redis cannot be
-/// asked, as [`check`].
+/// ceiling. 429 when any is spent, before the secret is checked. Through a Redis outage, as
+/// [`check`].
 ///
 /// Counted before the check and given back after a right one, not counted after a wrong one:
 /// counting afterwards would let a client send a hundred guesses at once, all checked before
@@ -197,10 +198,7 @@ pub(crate) async fn guess(
         failures: Vec::with_capacity(2),
         known: format!("{namespace}:known:{account}:{client}"),
     };
-    let mut redis = state.app.redis.clone();
-    let known = ratelimit::remembered(&mut redis, &guess.known)
-        .await
-        .map_err(unavailable)?;
+    let known = state.limiter.remembered(&guess.known).await;
     let mut budgets = vec![(
         format!("{namespace}:{family_name}:fail:{account}:{client}"),
         config.rate_limit_failures_per_client,
@@ -224,50 +222,31 @@ pub(crate) async fn guess(
 
 impl Guess {
     /// The guess was right: it was not a failure, and the client is now known to the account.
-    /// (Best effort: if Redis fails here, the owner has one failure too many counted, which is
-    /// logged, not an error for a right answer.)
     pub(crate) async fn succeeded(self, state: &ApiState) {
         self.give_back(state).await;
-        let mut redis = state.app.redis.clone();
         let ttl = state.auth.config.refresh_token_ttl;
-        if let Err(error) = ratelimit::remember(&mut redis, &self.known, ttl).await {
-            metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
-            tracing::warn!(%error, "rate limiter unavailable: a client not remembered");
-        }
+        state.limiter.remember(&self.known, ttl).await;
     }
 
     /// Takes back what this guess counted.
     async fn give_back(&self, state: &ApiState) {
-        let mut redis = state.app.redis.clone();
         for (key, quota) in &self.failures {
-            if let Err(error) = ratelimit::refund(&mut redis, key, *quota).await {
-                metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit")
-                    .increment(1);
-                tracing::warn!(%error, "rate limiter unavailable: a guess stays counted");
-            }
+            state.limiter.refund(key, *quota).await;
         }
     }
 }
 
-/// Counts one request against `quota` for `key`: 429 when spent, 503 when Redis does not answer.
+/// Counts one request against `quota` for `key`: 429 when spent. Never fails for Redis: while
+/// it does not answer, the limiter decides in this process (see [`labs_db::ratelimit::Limiter`]).
 async fn count(state: &ApiState, family: Family, key: &str, quota: Quota) -> Result<(), ApiError> {
-    let mut redis = state.app.redis.clone();
-    match ratelimit::check(&mut redis, key, quota).await {
-        Ok(Decision::Allowed) => Ok(()),
-        Ok(Decision::Limited { retry_after }) => {
+    match state.limiter.check(key, quota).await {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => {
             metrics::counter!("labs_auth_rate_limited_total", "family" => family.name())
                 .increment(1);
             Err(ApiError::TooManyRequests { retry_after })
         }
-        Err(error) => Err(unavailable(error)),
     }
-}
-
-/// 503 for a Redis error (logged and counted): the limits fail closed.
-fn unavailable(error: impl std::fmt::Display) -> ApiError {
-    metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
-    tracing::warn!(%error, "rate limiter unavailable");
-    ApiError::Unavailable("The rate limiter is not answering; try again shortly.")
 }
 
 #[cfg(test)]
