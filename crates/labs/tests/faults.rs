@@ -283,3 +283,134 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         "{answer}"
     );
 }
+
+/// Redis stopped for 20 s under a steady load of signups, logins and `me` against the whole
+/// service (every role in one process): no request of these fails (only 2xx and 4xx answers,
+/// no 5xx and no transport error), and every signup's verification email reaches the SMTP
+/// server once Redis is back (its job waited in the Postgres outbox). Redis keeps its data on
+/// disk here, as a production Redis that holds a job queue must.
+#[tokio::test]
+async fn a_redis_outage_fails_no_request_and_loses_no_email() {
+    let database = TempDatabase::new("redis_outage");
+    let (status, _, stderr) = run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
+    assert!(status.success(), "{stderr}");
+    let mut redis = labs_testkit::RedisServer::durable();
+    let smtp = labs_testkit::SmtpServer::start();
+    let redis_url = redis.url();
+    let smtp_url = smtp.url();
+    let mut server = Labs::serve(&[
+        ("DATABASE_URL", &database.url),
+        ("REDIS_URL", &redis_url),
+        ("LABS_SMTP_URL", &smtp_url),
+        ("LABS_REQUIRE_VERIFIED_EMAIL", "false"),
+        // Out of the way of the load (one client, hundreds of requests a minute).
+        ("LABS_RATE_LIMIT_PER_IP", "1000000/1m"),
+        ("LABS_RATE_LIMIT_PER_ACCOUNT", "1000000/1m"),
+        ("LABS_RATE_LIMIT_FAILURES_PER_CLIENT", "1000000/1m"),
+        ("LABS_RATE_LIMIT_FAILURES_PER_ACCOUNT", "1000000/1m"),
+        // The cheapest hashes argon2id allows here: the load measures the outage, not argon2.
+        ("LABS_ARGON2_MEMORY_KIB", "1024"),
+        ("LABS_ARGON2_ITERATIONS", "1"),
+    ]);
+    until_status(&server, "/api/health/ready", 200, Duration::from_secs(15)).await;
+
+    let password = "correct horse battery staple";
+    let signed_up = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..2 {
+        let (stop, signed_up, answered, failures) = (
+            stop.clone(),
+            signed_up.clone(),
+            answered.clone(),
+            failures.clone(),
+        );
+        let (signup, token, me) = (
+            server.url("/api/auth/signup"),
+            server.url("/api/auth/token"),
+            server.url("/api/auth/me"),
+        );
+        load.push(tokio::spawn(async move {
+            let http = client();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let email = format!("load-{worker}-{n}@example.com");
+                let body = json!({"email": email, "password": password});
+                let mut step = |what: &str, outcome: Result<reqwest::Response, reqwest::Error>| {
+                    match outcome {
+                        Ok(answer) if answer.status().as_u16() < 500 => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                            Some(answer)
+                        }
+                        Ok(answer) => {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{what}: {}", answer.status()));
+                            None
+                        }
+                        Err(error) => {
+                            failures.lock().unwrap().push(format!("{what}: {error}"));
+                            None
+                        }
+                    }
+                };
+                let Some(created) = step("signup", http.post(&signup).json(&body).send().await)
+                else {
+                    continue;
+                };
+                assert_eq!(created.status(), 202);
+                signed_up.fetch_add(1, Ordering::Relaxed);
+                let Some(login) = step("login", http.post(&token).json(&body).send().await) else {
+                    continue;
+                };
+                assert_eq!(login.status(), 200, "an unverified account may log in here");
+                let tokens: serde_json::Value = login.json().await.unwrap();
+                let access = tokens["access_token"].as_str().unwrap().to_owned();
+                let outcome = http.get(&me).bearer_auth(&access).send().await;
+                if let Some(answer) = step("me", outcome) {
+                    assert_eq!(answer.status(), 200);
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = signed_up.load(Ordering::Relaxed);
+    redis.restart();
+    let back = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+
+    let failures = failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    let signups = signed_up.load(Ordering::Relaxed);
+    assert!(during > 10, "signups went on during the outage: {during}");
+    let messages = smtp.wait_for_messages(signups as usize, Duration::from_secs(90));
+    let healed = back.elapsed();
+    let verifications = messages
+        .iter()
+        .filter(|m| m.contains("verify-email?token="))
+        .count();
+    assert_eq!(
+        verifications as u64, signups,
+        "one verification email per signup"
+    );
+    #[expect(clippy::print_stderr, reason = "the figures docs/OPERATIONS.md quotes")]
+    {
+        eprintln!(
+            "redis outage: {} requests answered, 0 failed, {signups} signups ({during} before the \
+             restart), {verifications} emails delivered, all within {healed:?} of Redis' return",
+            answered.load(Ordering::Relaxed)
+        );
+    }
+    assert!(server.is_running());
+}
