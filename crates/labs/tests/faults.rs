@@ -339,7 +339,7 @@ async fn a_redis_outage_fails_no_request_and_loses_no_email() {
                 n += 1;
                 let email = format!("load-{worker}-{n}@example.com");
                 let body = json!({"email": email, "password": password});
-                let mut step = |what: &str, outcome: Result<reqwest::Response, reqwest::Error>| {
+                let step = |what: &str, outcome: Result<reqwest::Response, reqwest::Error>| {
                     match outcome {
                         Ok(answer) if answer.status().as_u16() < 500 => {
                             answered.fetch_add(1, Ordering::Relaxed);
