@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Labs, run_labs};
+use common::{Labs, metric, run_labs};
 use labs_testkit::{PostgresServer, TempDatabase};
 use serde_json::json;
 
@@ -394,19 +394,12 @@ async fn a_redis_outage_fails_no_request_and_loses_no_email() {
     assert_eq!(ready["checks"]["postgres"]["ok"], true);
     tokio::time::sleep(Duration::from_secs(18)).await;
     let during = signed_up.load(Ordering::Relaxed);
-    let metrics = client()
-        .get(server.metrics_url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let local_decisions: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("labs_rate_limit_local_decisions_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_default();
+    let local_decisions = metric(
+        &server.metrics().await,
+        "labs_rate_limit_local_decisions_total",
+        &[],
+    )
+    .unwrap_or_default();
     assert!(
         local_decisions > 10.0,
         "decisions taken in the process: {local_decisions}"

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Labs, run_labs};
+use common::{Labs, metric, run_labs};
 use labs_testkit::{BlackHole, SmtpServer, TempDatabase, shared_redis_url, unique_name};
 use serde_json::Value;
 
@@ -494,26 +494,6 @@ fn a_production_worker_refuses_to_start_without_smtp() {
     assert!(stderr.contains("LABS_SMTP_URL must be set"), "{stderr}");
 }
 
-/// The value of the series `name` whose labels include all of `labels`, in Prometheus text.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, series_labels) = match series.split_once('{') {
-                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let matches = series_name == name
-                && labels.iter().all(|(key, value)| {
-                    series_labels
-                        .split(',')
-                        .any(|pair| pair == format!("{key}=\"{value}\""))
-                });
-            matches.then(|| value.parse().ok()).flatten()
-        })
-}
-
 #[tokio::test]
 async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
     let database = TempDatabase::new("metrics");
@@ -572,14 +552,7 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
-        let text = http
-            .get(server.metrics_url())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics().await;
         let email_done = metric(
             &text,
             "labs_jobs_finished_total",

@@ -265,6 +265,16 @@ impl Labs {
         format!("http://{}/metrics", self.metrics_address)
     }
 
+    /// What the metrics listener answers now (Prometheus text).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.metrics_url())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -358,4 +368,24 @@ pub async fn call(
         None => Body::empty(),
     };
     send(app, request.body(body).unwrap()).await
+}
+
+/// The value of the series `name` whose labels include all of `labels`, in Prometheus text.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let matches = series_name == name
+                && labels.iter().all(|(key, value)| {
+                    series_labels
+                        .split(',')
+                        .any(|pair| pair == format!("{key}=\"{value}\""))
+                });
+            matches.then(|| value.parse().ok()).flatten()
+        })
 }
