@@ -1,158 +1,14 @@
-//! Rate limits shared by every replica, kept in Redis.
-//!
-//! GCRA (the generic cell rate algorithm, as in tower_governor, but in Redis so that the limit
-//! holds across replicas): one key per (limit, subject) holding a "theoretical arrival time".
-//! It allows a burst of `limit` requests, then one every `period / limit`, with no fixed
-//! windows to game at their edges. One Lua script does the read-decide-write atomically, on
-//! Redis' clock, so replicas with skewed clocks agree.
-//!
-//! [`refund`] gives one request back: callers that count a guess *before* checking it (so that
-//! parallel guesses cannot slip past the limit) take it back when the guess was right.
-//! [`remember`] and [`remembered`] keep a subject seen to succeed (a client that logged in to
-//! an account), which a caller may exempt from a limit.
-//!
-//! [`Limiter`] is what callers use: the same operations, in Redis while it answers within a
-//! short deadline, and in this process while it does not (a Redis outage degrades the limits
-//! to per-replica ones; it never turns them off and never fails the request).
+//! [`Limiter`]: the limits of [`super`], in Redis while it answers and in this process while
+//! it does not.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::Script;
-
+use super::{Decision, Quota, check, intervals, millis, refund, remember, remembered};
 use crate::RedisConnection;
-
-/// At most `limit` requests per `period` (as a burst, then evenly spread).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    pub limit: u32,
-    pub period: Duration,
-}
-
-impl std::str::FromStr for Quota {
-    type Err = String;
-
-    /// `10/1m`, `100/1h`: a count and a period (humantime syntax).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (limit, period) = text
-            .split_once('/')
-            .ok_or_else(|| format!("`{text}` is not `<count>/<period>` (e.g. 10/1m)"))?;
-        let limit: u32 = limit
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{limit}` is not a count"))?;
-        let period =
-            humantime::parse_duration(period.trim()).map_err(|e| format!("`{period}`: {e}"))?;
-        if limit == 0 || period.is_zero() {
-            return Err(format!("`{text}`: count and period must be above zero"));
-        }
-        Ok(Self { limit, period })
-    }
-}
-
-/// The answer for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allowed,
-    /// Refused; the next request would be allowed after this long.
-    Limited {
-        retry_after: Duration,
-    },
-}
-
-const GCRA: &str = r"
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now_ms)
-if tat < now_ms then tat = now_ms end
-local new_tat = tat + interval
-local allowed_at = new_tat - window
-if allowed_at > now_ms then
-  return allowed_at - now_ms
-end
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now_ms)
-return 0
-";
-
-/// Counts one request against `quota` for `key` (the caller names the limit and the subject
-/// in it, e.g. `labs:rl:login:ip:203.0.113.9`).
-pub async fn check(
-    redis: &mut RedisConnection,
-    key: &str,
-    quota: Quota,
-) -> redis::RedisResult<Decision> {
-    let (interval_ms, window_ms) = intervals(quota);
-    let wait_ms: u64 = Script::new(GCRA)
-        .key(key)
-        .arg(interval_ms)
-        .arg(window_ms)
-        .invoke_async(redis)
-        .await?;
-    Ok(if wait_ms == 0 {
-        Decision::Allowed
-    } else {
-        Decision::Limited {
-            retry_after: Duration::from_millis(wait_ms),
-        }
-    })
-}
-
-// One interval off the arrival time, never below now (an empty bucket stays empty).
-const REFUND: &str = r"
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if not tat then return 0 end
-local new_tat = tat - tonumber(ARGV[1])
-if new_tat <= now_ms then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now_ms)
-end
-return 0
-";
-
-/// Gives back one request counted by [`check`] for `key` under the same `quota`.
-pub async fn refund(
-    redis: &mut RedisConnection,
-    key: &str,
-    quota: Quota,
-) -> redis::RedisResult<()> {
-    let (interval_ms, _) = intervals(quota);
-    let _: i64 = Script::new(REFUND)
-        .key(key)
-        .arg(interval_ms)
-        .invoke_async(redis)
-        .await?;
-    Ok(())
-}
-
-/// Remembers `key` for `ttl`.
-pub async fn remember(
-    redis: &mut RedisConnection,
-    key: &str,
-    ttl: Duration,
-) -> redis::RedisResult<()> {
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-    redis::cmd("SET")
-        .arg(key)
-        .arg(1)
-        .arg("PX")
-        .arg(ttl_ms)
-        .query_async(redis)
-        .await
-}
-
-/// Whether `key` is remembered (see [`remember`]).
-pub async fn remembered(redis: &mut RedisConnection, key: &str) -> redis::RedisResult<bool> {
-    let found: i64 = redis::cmd("EXISTS").arg(key).query_async(redis).await?;
-    Ok(found == 1)
-}
 
 /// Rate limits in Redis, falling back to limits in this process while Redis does not answer.
 ///
@@ -190,8 +46,9 @@ impl std::fmt::Debug for Limiter {
 struct Local {
     deadline: Duration,
     replicas: u32,
-    /// Set while Redis is not answering.
-    degraded: AtomicBool,
+    /// Redis as this process sees it: a count of outages begun and ended, odd while Redis is
+    /// not answering (see [`Local::question`]).
+    state: AtomicU64,
     /// While degraded: when (ms since `epoch`) Redis may be asked again.
     retry_at_ms: AtomicU64,
     epoch: Instant,
@@ -218,7 +75,7 @@ impl Limiter {
             local: Arc::new(Local {
                 deadline,
                 replicas: replicas.max(1),
-                degraded: AtomicBool::new(false),
+                state: AtomicU64::new(0),
                 retry_at_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
                 cells: Mutex::new(HashMap::new()),
@@ -229,7 +86,7 @@ impl Limiter {
 
     /// Whether the limits are decided in this process right now (Redis not answering).
     pub fn is_degraded(&self) -> bool {
-        self.local.degraded.load(Ordering::Relaxed)
+        self.local.is_degraded()
     }
 
     /// Counts one request against `quota` for `key` (see [`check`]).
@@ -270,12 +127,48 @@ impl Limiter {
     /// known to be down (degraded, and not yet time to ask again).
     async fn ask<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         let local = &self.local;
-        if local.degraded.load(Ordering::Relaxed) {
-            let now = local.now_ms();
-            let retry_at = local.retry_at_ms.load(Ordering::Relaxed);
-            // One request a second asks Redis; the others are decided here at once.
+        let Some(asked) = local.question() else {
+            local.decided_here();
+            return None;
+        };
+        match tokio::time::timeout(local.deadline, call).await {
+            Ok(Ok(answer)) => {
+                local.answered(asked);
+                Some(answer)
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {} ms", local.deadline.as_millis()),
+                };
+                local.failed(asked, &why);
+                local.decided_here();
+                None
+            }
+        }
+    }
+}
+
+impl Local {
+    fn is_degraded(&self) -> bool {
+        !self.state.load(Ordering::Acquire).is_multiple_of(2)
+    }
+
+    /// Whether to ask Redis now: the state the answer will be judged against, or `None` to
+    /// decide here at once (degraded, and another request asked Redis less than a second ago).
+    ///
+    /// An answer changes the state only if nothing changed it since its question, so a late
+    /// answer to an old question cannot end or begin an outage: a reply already on the wire
+    /// when Redis died does not end the outage its neighbours just began (that logged a second
+    /// warning for one outage), and a question asked before Redis came back that times out
+    /// after does not begin a new one. Rejected: a flag set by every answer, which flapped so.
+    fn question(&self) -> Option<u64> {
+        let state = self.state.load(Ordering::Acquire);
+        if !state.is_multiple_of(2) {
+            let now = self.now_ms();
+            let retry_at = self.retry_at_ms.load(Ordering::Relaxed);
             if now < retry_at
-                || local
+                || self
                     .retry_at_ms
                     .compare_exchange(
                         retry_at,
@@ -285,46 +178,50 @@ impl Limiter {
                     )
                     .is_err()
             {
-                local.decided_here();
                 return None;
             }
         }
-        match tokio::time::timeout(local.deadline, call).await {
-            Ok(Ok(answer)) => {
-                if local.degraded.swap(false, Ordering::Relaxed) {
-                    metrics::gauge!("labs_rate_limit_degraded").set(0.0);
-                    tracing::info!(
-                        "rate limiter: Redis answers again; limits are shared by every replica again"
-                    );
-                }
-                Some(answer)
-            }
-            failed => {
-                let why = match failed {
-                    Ok(Err(error)) => error.to_string(),
-                    _ => format!("no answer within {} ms", local.deadline.as_millis()),
-                };
-                metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit")
-                    .increment(1);
-                local
-                    .retry_at_ms
-                    .store(local.now_ms() + millis(RETRY_EVERY), Ordering::Relaxed);
-                if !local.degraded.swap(true, Ordering::Relaxed) {
-                    metrics::gauge!("labs_rate_limit_degraded").set(1.0);
-                    tracing::warn!(
-                        error = %why,
-                        replicas = local.replicas,
-                        "rate limiter: Redis is not answering; limits are decided per replica until it does"
-                    );
-                }
-                local.decided_here();
-                None
-            }
-        }
+        Some(state)
     }
-}
 
-impl Local {
+    /// Redis answered a question asked in state `asked`; true when that ended an outage.
+    fn answered(&self, asked: u64) -> bool {
+        let ended = !asked.is_multiple_of(2)
+            && self
+                .state
+                .compare_exchange(asked, asked + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if ended {
+            metrics::gauge!("labs_rate_limit_degraded").set(0.0);
+            tracing::info!(
+                "rate limiter: Redis answers again; limits are shared by every replica again"
+            );
+        }
+        ended
+    }
+
+    /// Redis failed (or was late for) a question asked in state `asked`; true when that began
+    /// an outage.
+    fn failed(&self, asked: u64, why: &str) -> bool {
+        metrics::counter!("labs_redis_errors_total", "operation" => "rate_limit").increment(1);
+        self.retry_at_ms
+            .store(self.now_ms() + millis(RETRY_EVERY), Ordering::Relaxed);
+        let began = asked.is_multiple_of(2)
+            && self
+                .state
+                .compare_exchange(asked, asked + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if began {
+            metrics::gauge!("labs_rate_limit_degraded").set(1.0);
+            tracing::warn!(
+                error = %why,
+                replicas = self.replicas,
+                "rate limiter: Redis is not answering; limits are decided per replica until it does"
+            );
+        }
+        began
+    }
+
     fn now_ms(&self) -> u64 {
         millis(self.epoch.elapsed())
     }
@@ -401,17 +298,6 @@ fn bounded(map: &mut HashMap<String, u64>, now: u64) {
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The emission interval and the window of `quota`, in milliseconds.
-fn intervals(quota: Quota) -> (u64, u64) {
-    let window_ms = u64::try_from(quota.period.as_millis()).unwrap_or(u64::MAX);
-    let interval_ms = (window_ms / u64::from(quota.limit)).max(1);
-    (interval_ms, interval_ms * u64::from(quota.limit))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,7 +306,7 @@ mod tests {
         Local {
             deadline: Duration::from_millis(50),
             replicas,
-            degraded: AtomicBool::new(false),
+            state: AtomicU64::new(0),
             retry_at_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             cells: Mutex::new(HashMap::new()),
@@ -465,32 +351,35 @@ mod tests {
     }
 
     #[test]
-    fn quotas_parse_from_settings() {
-        assert_eq!(
-            "10/1m".parse::<Quota>(),
-            Ok(Quota {
-                limit: 10,
-                period: Duration::from_secs(60)
-            })
+    fn a_late_answer_neither_ends_nor_begins_an_outage() {
+        let limits = local(1);
+        let first = limits.question().expect("healthy: ask Redis");
+        let second = limits.question().expect("healthy: ask Redis");
+        assert!(
+            limits.failed(first, "connection reset"),
+            "the outage begins"
         );
-        assert!("10".parse::<Quota>().is_err());
-        assert!("0/1m".parse::<Quota>().is_err());
-        assert!("x/1m".parse::<Quota>().is_err());
-    }
-}
+        assert!(limits.is_degraded());
+        assert!(
+            !limits.answered(second),
+            "a reply already on the wire does not end it"
+        );
+        assert!(limits.is_degraded());
+        assert!(!limits.failed(second, "late"), "nor is it a second outage");
 
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    proptest! {
-        #[test]
-        fn quota_settings_never_panic(raw in ".{0,40}") {
-            if let Ok(quota) = raw.parse::<Quota>() {
-                prop_assert!(quota.limit > 0 && !quota.period.is_zero());
-            }
-        }
+        // Once a second, one request asks again; its answer ends the outage.
+        limits.retry_at_ms.store(0, Ordering::Relaxed);
+        let probe = limits.question().expect("time to ask again");
+        assert_eq!(limits.question(), None, "the others decide here");
+        let late = first;
+        assert!(limits.answered(probe), "the outage ends");
+        assert!(!limits.is_degraded());
+        assert!(
+            !limits.failed(late, "timed out"),
+            "a question asked before it ended, failing after, begins no new one"
+        );
+        assert!(!limits.is_degraded());
+        let next = limits.question().expect("healthy");
+        assert!(limits.failed(next, "down again"), "a new failure does");
     }
 }
