@@ -31,11 +31,7 @@ from pathlib import Path
 # Files that leave with an option switched off (relative to the project root, globs allowed).
 FEATURE_PATHS = {
     "stripe": [
-        "crates/labs_stripe",
-        "crates/labs_hooks",
-        "crates/labs_api/src/billing.rs",
-        "crates/labs_db/src/billing.rs",
-        "crates/labs_worker/src/billing.rs",
+        "crates/labs_billing",
         "crates/labs/tests/payments.rs",
         "crates/labs_bench/src/webhooks.rs",
         "migrations/*_billing.sql",

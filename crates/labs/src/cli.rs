@@ -208,14 +208,14 @@ pub struct ServeArgs {
     pub purge: labs_worker::credentials::PurgeConfig,
 
     #[command(flatten)]
-    pub auth: labs_api::AuthConfig,
+    pub auth: labs_accounts::AuthConfig,
 
     // template:begin stripe
     #[command(flatten)]
-    pub billing: labs_api::billing::BillingConfig,
+    pub billing: labs_billing::BillingConfig,
 
     #[command(flatten)]
-    pub hooks: labs_hooks::HooksConfig,
+    pub hooks: labs_billing::HooksConfig,
     // template:end stripe
 }
 

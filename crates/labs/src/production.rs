@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use labs_api::AuthConfig;
+use labs_accounts::AuthConfig;
 use labs_auth::KeyConfig;
 
 /// The longest access-token lifetime production accepts. Access tokens are verified without a

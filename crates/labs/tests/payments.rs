@@ -13,11 +13,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{api_state, call, http_config, insert_user, job_queue, state_with_redis};
 use labs::app::{http_app, role_routes};
+use labs_billing::HooksState;
+use labs_billing::ProcessStripeEvent;
 use labs_db::PgPool;
 use labs_domain::UserId;
-use labs_hooks::HooksState;
 use labs_jobs::Handler;
-use labs_jobs::jobs::{ProcessStripeEvent, RelayOutbox};
+use labs_jobs::jobs::RelayOutbox;
 use labs_testkit::{Answer, RedisServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use secrecy::SecretString;
@@ -37,7 +38,7 @@ fn hooks_app(db: PgPool, redis_url: &str) -> Router {
         ]),
         tolerance: Duration::from_secs(300),
     };
-    let routes = role_routes(state, None).merge(labs_hooks::router(hooks));
+    let routes = role_routes(state, None).merge(labs_billing::hooks::router(hooks));
     http_app(routes, &http_config())
 }
 
@@ -107,7 +108,7 @@ fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
 }
 
 async fn status_of(db: &PgPool, user: UserId) -> Option<String> {
-    labs_db::billing::subscription_of(db, user)
+    labs_billing::db::subscription_of(db, user)
         .await
         .unwrap()
         .map(|s| s.status)
@@ -167,7 +168,7 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     let ctx = worker(&db, &shared_redis_url());
     RelayOutbox::default().handle(&ctx).await.unwrap();
     work_until_applied(&ctx, &db, ada).await;
-    let stored = labs_db::billing::event(&db, "evt_1")
+    let stored = labs_billing::db::event(&db, "evt_1")
         .await
         .unwrap()
         .unwrap();
@@ -181,7 +182,7 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     .handle(&ctx)
     .await
     .unwrap();
-    let after = labs_db::billing::event(&db, "evt_1")
+    let after = labs_billing::db::event(&db, "evt_1")
         .await
         .unwrap()
         .unwrap();
@@ -259,7 +260,7 @@ async fn forged_tampered_stale_and_unsigned_deliveries_are_400_problems(db: PgPo
     .await;
     assert_eq!(answer.json()["code"], "malformed-event");
     assert!(
-        labs_db::billing::event(&db, "evt_2")
+        labs_billing::db::event(&db, "evt_2")
             .await
             .unwrap()
             .is_none(),
@@ -323,7 +324,7 @@ async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
         .await
         .unwrap();
     }
-    let state = labs_db::billing::subscription_of(&db, ada)
+    let state = labs_billing::db::subscription_of(&db, ada)
         .await
         .unwrap()
         .unwrap();
@@ -338,7 +339,7 @@ async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
     );
     assert_eq!(state.price_id.as_deref(), Some("price_monthly"));
     assert!(
-        labs_db::billing::event(&db, "evt_e")
+        labs_billing::db::event(&db, "evt_e")
             .await
             .unwrap()
             .unwrap()

@@ -7,7 +7,7 @@ use labs_http::ApiError;
 use labs_jobs::jobs::{Email, SendEmail};
 use sqlx::PgConnection;
 
-use crate::ApiState;
+use crate::Accounts;
 
 /// Queues `email` to `to` with the caller's transaction.
 pub(crate) async fn queue(tx: &mut PgConnection, to: &str, email: Email) -> Result<(), ApiError> {
@@ -38,7 +38,7 @@ pub(crate) async fn queue_if(
 }
 
 /// A link to the web app's `page` carrying `token` (base64url: safe in a query string as is).
-pub(crate) fn link(state: &ApiState, page: &str, token: &OpaqueToken) -> String {
+pub(crate) fn link(state: &Accounts, page: &str, token: &OpaqueToken) -> String {
     let base = state.auth.config.app_url.trim_end_matches('/');
     format!("{base}/{page}?token={}", token.as_str())
 }

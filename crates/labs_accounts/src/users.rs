@@ -1,60 +1,30 @@
 //! `/users`: the admin-only users API (the original template's names), and the public shape
 //! of an account.
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
-use labs_db::users::{NewUser, User, UserChanges};
+use labs_db::users::{NewUser, UserChanges};
 use labs_domain::{Email, Password, UserId};
 use labs_http::ApiError;
 use labs_http::extract::{Json, Path, Query};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use crate::ApiState;
+use crate::Accounts;
+use crate::account::UserOut;
 use crate::auth::AdminUser;
-use crate::auth::password::{check_full_name, hash_password};
+use crate::auth::kernel::{check_full_name, hash_password};
 
-pub(crate) fn router() -> OpenApiRouter<ApiState> {
+pub(crate) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Accounts: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(get_users_with_limits, create_user))
         .routes(routes!(get_user_by_id, update_user, delete_user))
-}
-
-/// An account as the API shows it (never with credentials).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UserOut {
-    pub id: Uuid,
-    pub email: String,
-    pub full_name: Option<String>,
-    pub is_admin: bool,
-    pub is_active: bool,
-    pub email_verified: bool,
-    pub totp_enabled: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<User> for UserOut {
-    fn from(user: User) -> Self {
-        Self {
-            id: user.id.as_uuid(),
-            email: user.email,
-            full_name: user.full_name,
-            is_admin: user.is_admin,
-            is_active: user.is_active,
-            email_verified: user.email_verified_at.is_some(),
-            totp_enabled: user.totp_enabled,
-            created_at: user.created_at,
-            updated_at: user.updated_at,
-        }
-    }
 }
 
 /// A page of the list.
@@ -108,7 +78,7 @@ const DUPLICATE_EMAIL: ApiError = ApiError::Conflict {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn get_users_with_limits(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     _admin: AdminUser,
     Query(page): Query<Page>,
 ) -> Result<Json<UserPage>, ApiError> {
@@ -118,7 +88,7 @@ pub(crate) async fn get_users_with_limits(
         ));
     }
     let (items, total) =
-        labs_db::users::page(&state.app.db, i64::from(page.offset), i64::from(page.limit)).await?;
+        labs_db::users::page(&state.db, i64::from(page.offset), i64::from(page.limit)).await?;
     Ok(Json(UserPage {
         items: items.into_iter().map(UserOut::from).collect(),
         total,
@@ -141,11 +111,11 @@ pub(crate) async fn get_users_with_limits(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn get_user_by_id(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     _admin: AdminUser,
     Path(id): Path<UserId>,
 ) -> Result<Json<UserOut>, ApiError> {
-    let user = labs_db::users::by_id(&state.app.db, id)
+    let user = labs_db::users::by_id(&state.db, id)
         .await?
         .ok_or(NO_SUCH_USER)?;
     Ok(Json(user.into()))
@@ -185,7 +155,7 @@ fn yes() -> bool {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn create_user(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     AdminUser(admin): AdminUser,
     Json(request): Json<CreateUser>,
 ) -> Result<(StatusCode, Json<UserOut>), ApiError> {
@@ -199,7 +169,7 @@ pub(crate) async fn create_user(
         is_admin: request.is_admin,
         verified: request.email_verified,
     };
-    let user = labs_db::users::insert(&state.app.db, &new)
+    let user = labs_db::users::insert(&state.db, &new)
         .await?
         .ok_or(DUPLICATE_EMAIL)?;
     tracing::info!(admin = %admin.user.id, user = %user.id, "account created by an admin");
@@ -246,7 +216,7 @@ const NOT_ON_SELF: ApiError = ApiError::Conflict {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn update_user(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     AdminUser(admin): AdminUser,
     Path(id): Path<UserId>,
     Json(request): Json<UpdateUser>,
@@ -267,7 +237,7 @@ pub(crate) async fn update_user(
         is_admin: request.is_admin,
         is_active: request.is_active,
     };
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let user = match labs_db::users::update(&mut *tx, id, &changes).await {
         Ok(user) => user.ok_or(NO_SUCH_USER)?,
         Err(error) if labs_db::users::is_duplicate_email(&error) => return Err(DUPLICATE_EMAIL),
@@ -301,14 +271,14 @@ pub(crate) async fn update_user(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn delete_user(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     AdminUser(admin): AdminUser,
     Path(id): Path<UserId>,
 ) -> Result<StatusCode, ApiError> {
     if id == admin.user.id {
         return Err(NOT_ON_SELF);
     }
-    if !labs_db::users::delete(&state.app.db, id).await? {
+    if !labs_db::users::delete(&state.db, id).await? {
         return Err(NO_SUCH_USER);
     }
     tracing::info!(admin = %admin.user.id, user = %id, "account deleted by an admin");

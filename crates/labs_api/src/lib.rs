@@ -1,30 +1,24 @@
-//! The public API: its routes and its OpenAPI document.
+//! The public API: the route table of the features, the OpenAPI document, and the meta
+//! endpoints (root, ext, admin, docs).
 //!
-//! Each resource module exports one `router()`; [`router`] below is the table of contents.
+//! Each feature crate exports one `router()`; [`router`] below is the table of contents.
 //! Handlers stay short (extract, act, respond) and are described for OpenAPI where they are
 //! written: the function name is the operationId, the first doc line the summary.
 //!
-//! Not here: middleware, errors and health (the http crate), SQL (the db crate), credential
-//! crypto (the auth crate).
+//! Not here: the features (labs_accounts, ...), middleware, errors and health (labs_http).
 
 mod admin;
-pub mod auth;
-// template:begin stripe
-pub mod billing;
-// template:end stripe
 mod docs;
 pub mod ext;
-mod mail;
 pub mod openapi;
 pub mod root;
 mod state;
-pub mod users;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use state::{ApiParts, ApiState, Auth, AuthConfig};
+pub use state::{ApiParts, ApiState};
 
 /// Every route of the public API, with its OpenAPI description.
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -33,15 +27,12 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(root::get_root))
         // /ext: the original template's echo and health check, kept compatible.
         .nest("/ext", ext::router())
-        // /auth: accounts, logins, sessions, second factors.
-        .nest("/auth", auth::router())
-        // /.well-known/jwks.json: our token-verification keys.
-        .merge(auth::well_known())
-        // /users: the admin users API.
-        .nest("/users", users::router())
+        // /auth, /.well-known/jwks.json, /users: accounts, logins, sessions, second factors,
+        // and the admin users API.
+        .merge(labs_accounts::router())
         // template:begin stripe
         // /billing: Stripe checkout, portal, subscription state.
-        .nest("/billing", billing::router())
+        .merge(labs_billing::router())
         // template:end stripe
         // /admin: operations views.
         .nest("/admin", admin::router())
@@ -62,7 +53,7 @@ pub fn app(root_path: &str, state: &ApiState) -> Router<ApiState> {
     routes
         .merge(docs::router(&document, root_path, state.app.docs))
         .layer(axum::middleware::from_fn_with_state(
-            state.auth.trusted_origins.clone(),
+            state.accounts.auth.trusted_origins.clone(),
             labs_http::csrf::protect,
         ))
 }

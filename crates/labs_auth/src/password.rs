@@ -15,7 +15,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 /// OWASP lists five argon2id settings that "provide an equal level of defense" and differ only
 /// in trading memory for passes: 46 MiB × 1, 19 MiB × 2, 12 MiB × 3, 9 MiB × 4, 7 MiB × 5.
 /// We take 12 MiB × 3 rather than argon2's own default, 19 MiB × 2: every hashing thread
-/// (one per core, `labs_api::state::HashPool`) keeps its working memory, so the choice is most
+/// (one per core, `labs_accounts::HashPool`) keeps its working memory, so the choice is most
 /// of the API's memory under a burst of logins. 19 MiB × 2 held the process above 64 MiB on 2
 /// cores; 12 MiB × 3 stays under it, and hashes as fast (on the benchmark machine faster: 196
 /// against 170 hashes/s on 2 threads, less memory traffic). 9 MiB × 4 and below were not taken:

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
+use labs_accounts::{Accounts, CurrentUser};
+use labs_db::PgPool;
 use labs_http::ApiError;
 use labs_http::extract::Json;
-use labs_stripe::StripeClient;
-use labs_stripe::client::{CheckoutRequest, Mode};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -16,8 +18,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::ApiState;
-use crate::auth::CurrentUser;
+use crate::stripe::StripeClient;
+use crate::stripe::client::{CheckoutRequest, Mode};
 
 /// Stripe settings of the api role.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,15 +51,35 @@ pub struct BillingConfig {
     pub stripe_timeout: Duration,
 }
 
-/// The configured Stripe client and prices.
+/// What the billing endpoints reach: the pool, the configured Stripe client and prices, and
+/// where the app's pages are. One `Arc`, offered by the application's state by `FromRef`.
 #[derive(Debug, Clone)]
-pub struct Billing {
+pub struct Billing(Arc<BillingParts>);
+
+/// The parts of [`Billing`].
+#[derive(Debug)]
+pub struct BillingParts {
+    db: PgPool,
     client: Option<StripeClient>,
     config: BillingConfig,
+    /// The web app's base URL (`LABS_APP_URL`): Stripe sends the user back to its pages.
+    app_url: String,
+}
+
+impl std::ops::Deref for Billing {
+    type Target = BillingParts;
+
+    fn deref(&self) -> &BillingParts {
+        &self.0
+    }
 }
 
 impl Billing {
-    pub fn new(config: BillingConfig) -> Result<Self, labs_stripe::StripeError> {
+    pub fn new(
+        db: PgPool,
+        config: BillingConfig,
+        app_url: &str,
+    ) -> Result<Self, crate::stripe::StripeError> {
         let client = match &config.stripe_secret_key {
             Some(key) => Some(StripeClient::new(
                 &config.stripe_api_base,
@@ -66,11 +88,23 @@ impl Billing {
             )?),
             None => None,
         };
-        Ok(Self { client, config })
+        Ok(Self(Arc::new(BillingParts {
+            db,
+            client,
+            config,
+            app_url: app_url.trim_end_matches('/').to_owned(),
+        })))
     }
 }
 
-pub(crate) fn router() -> OpenApiRouter<ApiState> {
+/// `/checkout`, `/portal`, `/subscription`, for any state that offers [`Billing`] and (for the
+/// caller) [`Accounts`].
+pub(crate) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Billing: FromRef<S>,
+    Accounts: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(create_checkout_session))
         .routes(routes!(create_portal_session))
@@ -80,19 +114,19 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
 const NOT_CONFIGURED: ApiError =
     ApiError::Unavailable("Payments are not configured on this deployment.");
 
-fn client(state: &ApiState) -> Result<&StripeClient, ApiError> {
-    state.billing.client.as_ref().ok_or(NOT_CONFIGURED)
+fn client(state: &Billing) -> Result<&StripeClient, ApiError> {
+    state.client.as_ref().ok_or(NOT_CONFIGURED)
 }
 
-fn stripe_failed(error: &labs_stripe::StripeError) -> ApiError {
+fn stripe_failed(error: &crate::stripe::StripeError) -> ApiError {
     tracing::warn!(%error, "a Stripe call failed");
     ApiError::Unavailable("The payment provider did not answer as expected; try again shortly.")
 }
 
 /// The user's Stripe customer, created (once) on first need.
-async fn customer(state: &ApiState, caller: &CurrentUser) -> Result<String, ApiError> {
+async fn customer(state: &Billing, caller: &CurrentUser) -> Result<String, ApiError> {
     let user = &caller.user;
-    if let Some(customer) = labs_db::billing::customer_of(&state.app.db, user.id).await? {
+    if let Some(customer) = crate::db::customer_of(&state.db, user.id).await? {
         return Ok(customer);
     }
     // A key per user: concurrent first checkouts make one customer at Stripe, not two.
@@ -104,9 +138,9 @@ async fn customer(state: &ApiState, caller: &CurrentUser) -> Result<String, ApiE
         )
         .await
         .map_err(|error| stripe_failed(&error))?;
-    match labs_db::billing::link_customer(&state.app.db, user.id, &created.id).await? {
+    match crate::db::link_customer(&state.db, user.id, &created.id).await? {
         Some(customer) => Ok(customer),
-        None => labs_db::billing::customer_of(&state.app.db, user.id)
+        None => crate::db::customer_of(&state.db, user.id)
             .await?
             .ok_or_else(|| ApiError::internal("the customer link vanished")),
     }
@@ -140,8 +174,8 @@ pub struct RedirectResponse {
     pub id: Option<String>,
 }
 
-fn app_url(state: &ApiState, page: &str) -> String {
-    format!("{}/{page}", state.auth.config.app_url.trim_end_matches('/'))
+fn app_url(state: &Billing, page: &str) -> String {
+    format!("{}/{page}", state.app_url)
 }
 
 fn idempotency_key() -> String {
@@ -165,11 +199,11 @@ fn idempotency_key() -> String {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn create_checkout_session(
-    State(state): State<ApiState>,
+    State(state): State<Billing>,
     caller: CurrentUser,
     Json(request): Json<CheckoutRequestBody>,
 ) -> Result<Json<RedirectResponse>, ApiError> {
-    let config = &state.billing.config;
+    let config = &state.config;
     let (price, mode) = match request.purchase {
         Purchase::Subscription => (
             config.stripe_price_subscription.as_deref(),
@@ -223,11 +257,11 @@ pub(crate) async fn create_checkout_session(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn create_portal_session(
-    State(state): State<ApiState>,
+    State(state): State<Billing>,
     caller: CurrentUser,
 ) -> Result<Json<RedirectResponse>, ApiError> {
     let client = client(&state)?;
-    let customer = labs_db::billing::customer_of(&state.app.db, caller.user.id)
+    let customer = crate::db::customer_of(&state.db, caller.user.id)
         .await?
         .ok_or(ApiError::Conflict {
             code: "no-customer",
@@ -272,10 +306,10 @@ pub struct SubscriptionResponse {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn get_subscription(
-    State(state): State<ApiState>,
+    State(state): State<Billing>,
     caller: CurrentUser,
 ) -> Result<Json<SubscriptionResponse>, ApiError> {
-    let found = labs_db::billing::subscription_of(&state.app.db, caller.user.id).await?;
+    let found = crate::db::subscription_of(&state.db, caller.user.id).await?;
     Ok(Json(match found {
         Some(subscription) => SubscriptionResponse {
             status: subscription.status,

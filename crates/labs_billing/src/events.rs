@@ -5,19 +5,41 @@
 //! newer one; an event that names a user we cannot resolve yet (its customer not linked because
 //! the checkout event has not been processed) fails and is retried with backoff.
 
-use labs_db::billing::{StripeEvent, Subscription};
+use crate::db::{StripeEvent, Subscription};
 use labs_domain::UserId;
-use labs_jobs::jobs::ProcessStripeEvent;
-use labs_jobs::{Handler, JobError};
+use labs_jobs::{Handler, Job, JobError};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::WorkerContext;
+use labs_db::PgPool;
+use serde::{Deserialize, Serialize};
 
-impl Handler<WorkerContext> for ProcessStripeEvent {
-    async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
-        let Some(event) = labs_db::billing::event(&ctx.db, &self.event_id).await? else {
+/// Applies one stored Stripe webhook event (`stripe_events`) to the billing tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStripeEvent {
+    /// Stripe's event id (`evt_...`), the key of the stored event.
+    pub event_id: String,
+}
+
+impl Job for ProcessStripeEvent {
+    const NAME: &'static str = "process_stripe_event";
+    const QUEUE: &'static str = "billing";
+    // Retries cover an event that arrives before the one it depends on (a subscription event
+    // before its customer is known): about 4 hours of backoff.
+    const MAX_ATTEMPTS: u32 = 12;
+    const BASE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+}
+
+/// What billing's jobs need of the worker's context: the pool. The worker's context implements
+/// it, so this crate never names that type.
+pub trait BillingContext: Send + Sync + 'static {
+    fn db(&self) -> &PgPool;
+}
+
+impl<C: BillingContext> Handler<C> for ProcessStripeEvent {
+    async fn handle(self, ctx: &C) -> Result<(), JobError> {
+        let Some(event) = crate::db::event(ctx.db(), &self.event_id).await? else {
             // The job is only written with its event: a missing row was deleted on purpose.
             tracing::warn!(event.id = %self.event_id, "stripe event not found; nothing to do");
             return Ok(());
@@ -26,7 +48,7 @@ impl Handler<WorkerContext> for ProcessStripeEvent {
             return Ok(());
         }
         let object = &event.payload["data"]["object"];
-        let mut tx = ctx.db.begin().await?;
+        let mut tx = ctx.db().begin().await?;
         match event.kind.as_str() {
             "checkout.session.completed" => checkout_completed(&mut tx, &event, object).await?,
             "customer.subscription.created"
@@ -40,7 +62,7 @@ impl Handler<WorkerContext> for ProcessStripeEvent {
             // Stored (for the record) and acknowledged; nothing to apply.
             other => tracing::debug!(event.kind = other, "stripe event type not handled"),
         }
-        labs_db::billing::mark_processed(&mut *tx, &event.id).await?;
+        crate::db::mark_processed(&mut *tx, &event.id).await?;
         tx.commit().await?;
         tracing::info!(event.id = %event.id, event.kind = %event.kind, "stripe event applied");
         Ok(())
@@ -73,7 +95,7 @@ async fn user_of(
         return Ok(from_metadata);
     }
     match customer {
-        Some(customer) => Ok(labs_db::billing::user_of_customer(&mut *tx, customer).await?),
+        Some(customer) => Ok(crate::db::user_of_customer(&mut *tx, customer).await?),
         None => Ok(None),
     }
 }
@@ -96,11 +118,11 @@ async fn checkout_completed(
         .await?
         .ok_or_else(|| unresolved(event))?;
     if let Some(customer) = customer {
-        labs_db::billing::link_customer(&mut *tx, user, customer).await?;
+        crate::db::link_customer(&mut *tx, user, customer).await?;
     }
     if text(session, "mode") == Some("payment") {
         let id = text(session, "id").ok_or("checkout session without an id")?;
-        labs_db::billing::record_payment(
+        crate::db::record_payment(
             &mut *tx,
             id,
             user,
@@ -145,7 +167,7 @@ async fn subscription_changed(
         state_as_of: event.created,
         last_invoice_status: None,
     };
-    if !labs_db::billing::apply_subscription(&mut *tx, &state).await? {
+    if !crate::db::apply_subscription(&mut *tx, &state).await? {
         tracing::info!(event.id = %event.id, subscription = id, "older than the state applied: ignored");
     }
     Ok(())
@@ -167,9 +189,9 @@ async fn invoice_settled(
     } else {
         "payment_failed"
     };
-    if !labs_db::billing::apply_invoice(&mut *tx, subscription, outcome, event.created).await? {
+    if !crate::db::apply_invoice(&mut *tx, subscription, outcome, event.created).await? {
         // Unknown subscription (its created event still to come) or an older invoice event.
-        if !labs_db::billing::subscription_exists(&mut *tx, subscription).await? {
+        if !crate::db::subscription_exists(&mut *tx, subscription).await? {
             return Err(unresolved(event));
         }
     }

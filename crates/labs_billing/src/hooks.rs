@@ -13,16 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::StripeEvent;
+use crate::events::ProcessStripeEvent;
+use crate::stripe::SignatureError;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use labs_db::billing::StripeEvent;
 use labs_http::extract::Json;
 use labs_http::{ApiError, AppState};
-use labs_jobs::jobs::ProcessStripeEvent;
-use labs_stripe::SignatureError;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -121,7 +121,7 @@ async fn receive_stripe(
         .and_then(|value| value.to_str().ok());
     let tolerance = i64::try_from(state.tolerance.as_secs()).unwrap_or(i64::MAX);
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    labs_stripe::verify(&body, header, &state.secrets, tolerance, now).map_err(rejected)?;
+    crate::stripe::verify(&body, header, &state.secrets, tolerance, now).map_err(rejected)?;
 
     let malformed = || {
         counted("rejected");
@@ -143,7 +143,7 @@ async fn receive_stripe(
     };
 
     let mut tx = state.app.db.begin().await?;
-    let fresh = labs_db::billing::insert_event(&mut *tx, &event).await?;
+    let fresh = crate::db::insert_event(&mut *tx, &event).await?;
     if fresh {
         let job = ProcessStripeEvent {
             event_id: event.id.clone(),

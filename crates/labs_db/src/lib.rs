@@ -1,15 +1,14 @@
 //! The two stores: Postgres and Redis.
 //!
 //! What lives here: opening connections (with explicit limits and timeouts), the embedded
-//! migrations, and every SQL statement the application runs, each as a small named function
-//! that takes an executor so that the caller owns the transaction.
+//! migrations, the rate limiter, and (until the accounts crate takes them) the SQL of accounts
+//! and credentials, each statement a small named function that takes an executor so that the
+//! caller owns the transaction.
 //!
-//! What deliberately does not: anything about HTTP, and the job queue's own use of Redis
-//! (that belongs to the jobs crate, which gets its connection from here).
+//! What deliberately does not: anything about HTTP, a feature's own SQL (`labs_billing::db`),
+//! and the job queue's own use of Redis (that belongs to the jobs crate, which gets its
+//! connection from here).
 
-// template:begin stripe
-pub mod billing;
-// template:end stripe
 pub mod credentials;
 pub mod pg;
 pub mod ratelimit;

@@ -1,5 +1,7 @@
-//! The job payloads of the application. Their handlers live in the worker crate; the payloads
-//! live here so that any crate can enqueue them without depending on the worker.
+//! The job payloads shared by several crates. Their handlers live in the worker crate; the
+//! payloads live here so that any crate can enqueue them without depending on the worker. A
+//! feature's own jobs live in its crate, payload and handler together (labs_billing's
+//! `ProcessStripeEvent`).
 
 use std::time::Duration;
 
@@ -90,21 +92,3 @@ impl Job for PurgeExpiredCredentials {
     const NAME: &'static str = "purge_expired_credentials";
     const MAX_ATTEMPTS: u32 = 3;
 }
-
-// template:begin stripe
-/// Applies one stored Stripe webhook event (`stripe_events`) to the billing tables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessStripeEvent {
-    /// Stripe's event id (`evt_...`), the key of the stored event.
-    pub event_id: String,
-}
-
-impl Job for ProcessStripeEvent {
-    const NAME: &'static str = "process_stripe_event";
-    const QUEUE: &'static str = "billing";
-    // Retries cover an event that arrives before the one it depends on (a subscription event
-    // before its customer is known): about 4 hours of backoff.
-    const MAX_ATTEMPTS: u32 = 12;
-    const BASE_BACKOFF: Duration = Duration::from_secs(5);
-}
-// template:end stripe

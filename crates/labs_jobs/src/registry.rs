@@ -7,4 +7,11 @@ use crate::job::Handler;
 pub trait Registry<C>: Sized {
     #[must_use]
     fn job<J: Handler<C>>(self) -> Self;
+
+    /// Registers what `jobs` registers: a feature crate's list of its job types (e.g.
+    /// `labs_billing::jobs`), so that a feature joins the list with one line.
+    #[must_use]
+    fn include(self, jobs: impl FnOnce(Self) -> Self) -> Self {
+        jobs(self)
+    }
 }

@@ -5,11 +5,9 @@
 //! and to the outbox relay (to decode them), so a job type cannot be runnable but not
 //! relayable, or the reverse.
 //!
-//! Not here: the payload types, the queue and the outbox relay (labs_jobs), SQL (labs_db).
+//! Not here: the shared payload types, the queue and the outbox relay (labs_jobs), SQL
+//! (labs_db), a feature's own jobs (its crate exports them: `labs_billing::jobs`).
 
-// template:begin stripe
-pub mod billing;
-// template:end stripe
 pub mod credentials;
 pub mod email;
 pub mod scheduler;
@@ -17,9 +15,6 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use labs_db::PgPool;
-// template:begin stripe
-use labs_jobs::jobs::ProcessStripeEvent;
-// template:end stripe
 use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
@@ -59,6 +54,15 @@ impl labs_jobs::outbox::RelayContext for WorkerContext {
     }
 }
 
+// template:begin stripe
+/// Billing's jobs run on this context.
+impl labs_billing::BillingContext for WorkerContext {
+    fn db(&self) -> &PgPool {
+        &self.db
+    }
+}
+// template:end stripe
+
 impl WorkerContext {
     pub fn new(db: PgPool, queue: JobQueue, mailer: Mailer) -> Self {
         Self {
@@ -79,7 +83,8 @@ impl WorkerContext {
     }
 }
 
-/// Every job type the application runs, in one list.
+/// Every job type the application runs, in one list: the shared ones, then each feature's
+/// (one `include` line per feature crate).
 pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
     registry
         // Emails, through SMTP (or the log in development).
@@ -88,10 +93,7 @@ pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
         .job::<RelayOutbox>()
         // Expired tokens, codes and sessions, deleted hourly.
         .job::<PurgeExpiredCredentials>()
-        // template:begin stripe
-        // Stripe webhook events, applied to the billing tables.
-        .job::<ProcessStripeEvent>()
-    // template:end stripe
+        .include(labs_billing::jobs) // template:only stripe
 }
 
 /// Runs the worker role until `shutdown`: every job type of [`jobs`], restarted after an

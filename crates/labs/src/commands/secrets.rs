@@ -7,7 +7,7 @@ use labs_auth::{AuthKeys, KeyConfig};
 use crate::cli::Environment;
 use crate::settings::required_secret;
 // template:begin stripe
-use labs_hooks::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig};
+use labs_billing::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig};
 use secrecy::{ExposeSecret, SecretString};
 // template:end stripe
 

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use labs_api::{ApiParts, ApiState, Auth};
+use labs_accounts::Accounts;
+use labs_api::{ApiParts, ApiState};
 use labs_db::redis;
 use labs_http::AppState;
 use labs_jobs::{JobQueue, RuntimeConfig};
@@ -18,8 +19,8 @@ use super::stores::{database_url, job_queue, migrated_pool, pool, redis_url};
 use crate::app::{Roles, http_app, role_routes};
 use crate::cli::{Environment, Role, ServeArgs};
 // template:begin stripe
-use labs_api::billing::Billing;
-use labs_hooks::HooksState;
+use labs_billing::Billing;
+use labs_billing::HooksState;
 
 use super::secrets::webhook_secrets;
 // template:end stripe
@@ -68,28 +69,25 @@ pub(super) async fn serve(
         if env.is_production() {
             crate::production::refuse(&crate::production::api_problems(&args.auth))?;
         }
-        let auth = Auth::new(
+        let accounts = Accounts::new(
+            state.db.clone(),
+            state.redis.clone(),
             keys,
             args.auth.clone(),
             &args.http.cors_origins,
             &args.http.root_path,
         );
         // template:begin stripe
-        let billing =
-            Billing::new(args.billing.clone()).context("the Stripe client cannot be built")?;
+        let billing = Billing::new(state.db.clone(), args.billing.clone(), &args.auth.app_url)
+            .context("the Stripe client cannot be built")?;
         // template:end stripe
         Some(ApiState::new(ApiParts {
             app: state.clone(),
-            auth: Arc::new(auth),
+            accounts,
             // template:begin stripe
-            billing: Arc::new(billing),
+            billing,
             // template:end stripe
             queue: queue.clone(),
-            limiter: labs_db::ratelimit::Limiter::new(
-                state.redis.clone(),
-                args.auth.rate_limit_redis_deadline,
-                args.auth.rate_limit_replicas,
-            ),
         }))
     } else {
         None
@@ -109,7 +107,7 @@ pub(super) async fn serve(
     let routes = role_routes(state, api);
     // template:begin stripe
     let routes = match hooks {
-        Some(hooks) => routes.merge(labs_hooks::router(hooks)),
+        Some(hooks) => routes.merge(labs_billing::hooks::router(hooks)),
         None => routes,
     };
     // template:end stripe

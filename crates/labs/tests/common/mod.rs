@@ -132,10 +132,10 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     #[derive(clap::Parser)]
     struct Settings {
         #[command(flatten)]
-        auth: labs_api::AuthConfig,
+        auth: labs_accounts::AuthConfig,
         // template:begin stripe
         #[command(flatten)]
-        billing: labs_api::billing::BillingConfig,
+        billing: labs_billing::BillingConfig,
         // template:end stripe
     }
     let namespace = labs_testkit::unique_name("rl");
@@ -148,20 +148,26 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
         code_hash_key: labs_auth::config::DEV_CODE_HASH_KEY.into(),
     };
     let keys = labs_auth::AuthKeys::new(&settings.auth.keys, &secrets).unwrap();
-    let limiter = labs_db::ratelimit::Limiter::new(
+    // template:begin stripe
+    let billing =
+        labs_billing::Billing::new(app.db.clone(), settings.billing, &settings.auth.app_url)
+            .unwrap();
+    // template:end stripe
+    let accounts = labs_accounts::Accounts::new(
+        app.db.clone(),
         app.redis.clone(),
-        settings.auth.rate_limit_redis_deadline,
-        settings.auth.rate_limit_replicas,
+        keys,
+        settings.auth,
+        &[TRUSTED_ORIGIN.to_owned()],
+        "/api",
     );
-    let auth = labs_api::Auth::new(keys, settings.auth, &[TRUSTED_ORIGIN.to_owned()], "/api");
     ApiState::new(labs_api::ApiParts {
         app,
-        auth: std::sync::Arc::new(auth),
+        accounts,
         // template:begin stripe
-        billing: std::sync::Arc::new(labs_api::billing::Billing::new(settings.billing).unwrap()),
+        billing,
         // template:end stripe
         queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
-        limiter,
     })
 }
 

@@ -1,8 +1,6 @@
 //! Who is calling: the access token (Bearer header, or the access cookie of a browser
 //! session), checked, then its session and account read from the database.
 
-use std::sync::Arc;
-
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -11,6 +9,7 @@ use labs_db::users::User;
 use labs_domain::SessionId;
 use labs_http::ApiError;
 
+use crate::Accounts;
 use crate::state::Auth;
 
 /// The authenticated caller. Extracting it answers 401 when there is no valid token, or when
@@ -33,19 +32,18 @@ const NOT_AUTHENTICATED: ApiError = ApiError::Unauthorized {
     detail: "This endpoint needs an access token (Authorization: Bearer, or the session cookie).",
 };
 
-/// Generic over the state: any state that offers the keys ([`Auth`]) and the pool by `FromRef`
-/// can take these extractors, so a feature's router needs only those parts.
+/// Generic over the state: any state that offers [`Accounts`] by `FromRef` can take these
+/// extractors, so another feature's router (billing) needs only that part.
 impl<S> FromRequestParts<S> for CurrentUser
 where
     S: Send + Sync,
-    Arc<Auth>: FromRef<S>,
-    PgPool: FromRef<S>,
+    Accounts: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let (auth, db) = (Arc::<Auth>::from_ref(state), PgPool::from_ref(state));
-        authenticate(&parts.headers, &auth, &db)
+        let accounts = Accounts::from_ref(state);
+        authenticate(&parts.headers, &accounts.auth, &accounts.db)
             .await?
             .ok_or(NOT_AUTHENTICATED)
     }
@@ -54,8 +52,7 @@ where
 impl<S> FromRequestParts<S> for AdminUser
 where
     S: Send + Sync,
-    Arc<Auth>: FromRef<S>,
-    PgPool: FromRef<S>,
+    Accounts: FromRef<S>,
 {
     type Rejection = ApiError;
 

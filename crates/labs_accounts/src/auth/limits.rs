@@ -17,7 +17,6 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) read as the IPv4 address they are.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -25,8 +24,7 @@ use ipnet::Ipv6Net;
 use labs_db::ratelimit::{Decision, Quota};
 use labs_http::ApiError;
 
-use crate::ApiState;
-use crate::state::Auth;
+use crate::Accounts;
 
 /// The client's IP: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` address that is not itself a trusted proxy. (The left-most entry is
@@ -47,16 +45,17 @@ impl ClientIp {
     }
 }
 
-/// Generic over the state: any state that offers [`Auth`] (the trusted proxies) by `FromRef`.
+/// Generic over the state: any state that offers [`Accounts`] (the trusted proxies) by `FromRef`.
 impl<S> FromRequestParts<S> for ClientIp
 where
     S: Send + Sync,
-    Arc<Auth>: FromRef<S>,
+    Accounts: FromRef<S>,
 {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = Arc::<Auth>::from_ref(state);
+        let accounts = Accounts::from_ref(state);
+        let auth = &accounts.auth;
         // No peer address only happens in in-process tests that skip the listener.
         let peer = parts
             .extensions
@@ -130,7 +129,7 @@ fn account_key(account: &str) -> String {
 /// user id). 429 when either budget is spent. A Redis outage does not switch the limits off
 /// nor fail the request: they are kept per replica until Redis answers again.
 pub(crate) async fn check(
-    state: &ApiState,
+    state: &Accounts,
     family: Family,
     ip: ClientIp,
     account: Option<&str>,
@@ -177,7 +176,7 @@ pub(crate) struct Guess {
 /// counting afterwards would let a client send a hundred guesses at once, all checked before
 /// the first failure is recorded.
 pub(crate) async fn guess(
-    state: &ApiState,
+    state: &Accounts,
     family: Family,
     ip: ClientIp,
     account: &str,
@@ -222,14 +221,14 @@ pub(crate) async fn guess(
 
 impl Guess {
     /// The guess was right: it was not a failure, and the client is now known to the account.
-    pub(crate) async fn succeeded(self, state: &ApiState) {
+    pub(crate) async fn succeeded(self, state: &Accounts) {
         self.give_back(state).await;
         let ttl = state.auth.config.refresh_token_ttl;
         state.limiter.remember(&self.known, ttl).await;
     }
 
     /// Takes back what this guess counted.
-    async fn give_back(&self, state: &ApiState) {
+    async fn give_back(&self, state: &Accounts) {
         for (key, quota) in &self.failures {
             state.limiter.refund(key, *quota).await;
         }
@@ -238,7 +237,7 @@ impl Guess {
 
 /// Counts one request against `quota` for `key`: 429 when spent. Never fails for Redis: while
 /// it does not answer, the limiter decides in this process (see [`labs_db::ratelimit::Limiter`]).
-async fn count(state: &ApiState, family: Family, key: &str, quota: Quota) -> Result<(), ApiError> {
+async fn count(state: &Accounts, family: Family, key: &str, quota: Quota) -> Result<(), ApiError> {
     match state.limiter.check(key, quota).await {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after } => {

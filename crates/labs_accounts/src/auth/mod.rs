@@ -3,27 +3,33 @@
 //! credential crypto is in `labs_auth`, the SQL in `labs_db`; here is the protocol.
 
 mod identity;
+pub(crate) mod kernel;
 mod limits;
 pub mod otp;
 pub mod password;
 pub mod session;
+pub mod signup;
 pub mod totp;
 
 pub use identity::{AdminUser, CurrentUser};
 pub use session::TokenResponse;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use labs_http::extract::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::ApiState;
+use crate::Accounts;
 
-pub(crate) fn router() -> OpenApiRouter<ApiState> {
+pub(crate) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Accounts: FromRef<S>,
+{
     OpenApiRouter::new()
-        .routes(routes!(password::signup_user))
-        .routes(routes!(password::initiate_verification_email))
-        .routes(routes!(password::verify_user))
+        .routes(routes!(signup::signup_user))
+        .routes(routes!(signup::initiate_verification_email))
+        .routes(routes!(signup::verify_user))
         .routes(routes!(password::login_for_auth_token))
         .routes(routes!(session::refresh_jwt_token))
         .routes(routes!(session::logout_user))
@@ -41,7 +47,11 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
 }
 
 /// `/.well-known/jwks.json`, outside `/auth` where verifiers look for it.
-pub(crate) fn well_known() -> OpenApiRouter<ApiState> {
+pub(crate) fn well_known<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Accounts: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(get_jwks))
 }
 
@@ -56,6 +66,6 @@ pub(crate) fn well_known() -> OpenApiRouter<ApiState> {
     tag = "auth",
     responses((status = 200, description = "The key set", body = serde_json::Value)),
 )]
-pub(crate) async fn get_jwks(State(state): State<ApiState>) -> Json<serde_json::Value> {
+pub(crate) async fn get_jwks(State(state): State<Accounts>) -> Json<serde_json::Value> {
     Json(state.auth.keys.jwt.jwks())
 }

@@ -11,10 +11,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::kernel::{Accepted, EmailRequest, active_account};
 use super::limits::{self, ClientIp, Family};
-use super::password::{Accepted, EmailRequest, active_account, complete_login};
+use super::password::complete_login;
 use super::session::TokenResponse;
-use crate::{ApiState, mail};
+use crate::{Accounts, mail};
 
 const PURPOSE: &str = "email_otp";
 
@@ -33,12 +34,12 @@ const PURPOSE: &str = "email_otp";
     ),
 )]
 pub(crate) async fn initiate_otp_email(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     Json(request): Json<EmailRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check(&state, Family::Otp, ip, Some(request.email.as_str())).await?;
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     // An address without an account goes through the same statements, which store and send
     // nothing: the answer's timing does not tell the two apart.
     let subject = active_account(&mut *tx, &request.email)
@@ -112,12 +113,12 @@ const INVALID_CODE: ApiError = ApiError::Unauthorized {
     ),
 )]
 pub(crate) async fn verify_otp(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     Json(request): Json<OtpLoginRequest>,
 ) -> Result<Response, ApiError> {
     let guess = limits::guess(&state, Family::Otp, ip, request.email.as_str()).await?;
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let subject = active_account(&mut *tx, &request.email)
         .await?
         .map(|found| found.user.id);

@@ -1,333 +1,29 @@
-//! Accounts and passwords: signup, email verification, password login, password reset, and
-//! the caller's own account.
+//! Passwords: login (a JSON body or an OAuth 2.0 password form), reset, change, and the
+//! caller's own account.
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use labs_auth::Verification;
 use labs_auth::token::hash_token;
-use labs_auth::{OpaqueToken, Verification};
 use labs_db::credentials::Purpose;
-use labs_db::users::{NewUser, UserChanges};
-use labs_domain::UserId;
+use labs_db::users::UserChanges;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
 use labs_http::extract::Json;
 use labs_jobs::jobs::Email as Message;
-use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
-use time::OffsetDateTime;
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::identity::CurrentUser;
+use super::kernel::{
+    Accepted, EmailRequest, accepted, active_account, blocking, hash_password, new_one_time_token,
+};
 use super::limits::{self, ClientIp, Family};
 use super::session::{self, TokenResponse};
-use crate::users::UserOut;
-use crate::{ApiState, mail};
-
-/// A request was taken; what follows happens by email.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Accepted {
-    pub message: String,
-}
-
-fn accepted(message: &str) -> (StatusCode, Json<Accepted>) {
-    (
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            message: message.to_owned(),
-        }),
-    )
-}
-
-/// Runs a password hash or check on the hashing threads (`HashPool`): argon2id takes tens of
-/// milliseconds of CPU, which would stall every other request on an async worker thread.
-pub(crate) async fn blocking<T: Send + 'static>(
-    state: &ApiState,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    state.auth.hashing.run(work).await
-}
-
-/// The active account of `email`, if there is one.
-pub(crate) async fn active_account(
-    db: impl sqlx::PgExecutor<'_>,
-    email: &Email,
-) -> Result<Option<labs_db::users::UserCredentials>, ApiError> {
-    Ok(labs_db::users::credentials(db, Some(email.as_str()), None)
-        .await?
-        .filter(|found| found.user.is_active))
-}
-
-pub(crate) async fn hash_password(
-    state: &ApiState,
-    password: &Password,
-) -> Result<String, ApiError> {
-    let hasher = state.auth.keys.passwords.clone();
-    let password = password.expose().to_owned();
-    blocking(state, move || hasher.hash(&password))
-        .await?
-        .map_err(ApiError::internal)
-}
-
-/// A new account.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SignupRequest {
-    pub email: Email,
-    pub password: Password,
-    /// How to address the user (at most 200 characters).
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    #[serde(default)]
-    pub full_name: Option<String>,
-}
-
-pub(crate) fn check_full_name(name: Option<&str>) -> Result<Option<&str>, ApiError> {
-    match name.map(str::trim) {
-        // Control characters (NUL above all, which Postgres text cannot hold) have no place in
-        // a name.
-        Some(name) if name.chars().any(char::is_control) => Err(ApiError::InvalidBody(
-            "`fullName` must not contain control characters.".to_owned(),
-        )),
-        Some(name) if name.chars().count() > 200 => Err(ApiError::InvalidBody(
-            "`fullName` must be at most 200 characters long.".to_owned(),
-        )),
-        Some("") | None => Ok(None),
-        Some(name) => Ok(Some(name)),
-    }
-}
-
-/// Create an account.
-///
-/// Sends a verification link to the address. The answer is the same whether or not the
-/// address already has an account (its owner gets an email saying so instead), so this
-/// endpoint does not reveal who is registered.
-#[utoipa::path(
-    post,
-    path = "/signup",
-    tag = "auth",
-    request_body = SignupRequest,
-    responses(
-        (status = 202, description = "Check your email", body = Accepted),
-        (status = 422, description = "Invalid email or password"),
-        (status = 429, description = "Too many attempts"),
-    ),
-)]
-pub(crate) async fn signup_user(
-    State(state): State<ApiState>,
-    ip: ClientIp,
-    Json(request): Json<SignupRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    let full_name = check_full_name(request.full_name.as_deref())?;
-    limits::check(&state, Family::Signup, ip, Some(request.email.as_str())).await?;
-    // Hashed even when the address is taken: both answers take the same time.
-    let password_hash = hash_password(&state, &request.password).await?;
-    let mut tx = state.app.db.begin().await?;
-    let new = NewUser {
-        id: UserId::generate(),
-        email: request.email.as_str(),
-        full_name,
-        password_hash: Some(&password_hash),
-        is_admin: false,
-        verified: false,
-    };
-    // One statement creates the account or finds the one holding the address (which it never
-    // changes); then, either way, one token and one email: the same work for a free address
-    // and a taken one.
-    let outcome = labs_db::users::signup(&mut *tx, &new).await?;
-    let created = outcome.is_some_and(|outcome| outcome.created);
-    let (subject, purpose) = match outcome {
-        Some(outcome) if outcome.created => (Some(outcome.id), Purpose::VerifyEmail),
-        Some(outcome) if outcome.is_active => (Some(outcome.id), Purpose::ResetPassword),
-        _ => (None, Purpose::ResetPassword),
-    };
-    let token = new_one_time_token(&state, &mut tx, subject, purpose).await?;
-    let email = if created {
-        Message::VerifyEmail {
-            link: mail::link(&state, "verify-email", &token),
-        }
-    } else {
-        Message::AlreadyRegistered {
-            reset_link: mail::link(&state, "reset-password", &token),
-        }
-    };
-    mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
-    tx.commit().await?;
-    Ok(accepted(
-        "If this address can be used, a message is on its way to it.",
-    ))
-}
-
-/// Stores a new one-time token of `user_id` for `purpose` (voiding earlier ones) and returns
-/// it. With `None` (an address without an account), the same work stores nothing.
-pub(crate) async fn new_one_time_token(
-    state: &ApiState,
-    tx: &mut PgConnection,
-    user_id: Option<UserId>,
-    purpose: Purpose,
-) -> Result<OpaqueToken, ApiError> {
-    let config = &state.auth.config;
-    let ttl = match purpose {
-        Purpose::VerifyEmail => config.verify_email_ttl,
-        Purpose::ResetPassword => config.reset_password_ttl,
-        Purpose::MfaChallenge => config.mfa_challenge_ttl,
-    };
-    let token = OpaqueToken::generate();
-    labs_db::credentials::replace_one_time_token(
-        &mut *tx,
-        &token.hash(),
-        user_id,
-        purpose,
-        OffsetDateTime::now_utc() + ttl,
-    )
-    .await?;
-    Ok(token)
-}
-
-/// A new verification link for `user_id`, emailed to `email`; with `None`, the same work
-/// sending nothing.
-async fn send_verification(
-    state: &ApiState,
-    tx: &mut PgConnection,
-    user_id: Option<UserId>,
-    email: &str,
-) -> Result<(), ApiError> {
-    let token = new_one_time_token(state, tx, user_id, Purpose::VerifyEmail).await?;
-    let link = mail::link(state, "verify-email", &token);
-    mail::queue_if(tx, user_id.is_some(), email, Message::VerifyEmail { link }).await
-}
-
-/// An email address.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EmailRequest {
-    pub email: Email,
-}
-
-/// Send the verification link again.
-///
-/// Answers the same whether or not the address has an account, or is already verified.
-#[utoipa::path(
-    post,
-    path = "/verification",
-    tag = "auth",
-    request_body = EmailRequest,
-    responses((status = 202, description = "Check your email", body = Accepted)),
-)]
-pub(crate) async fn initiate_verification_email(
-    State(state): State<ApiState>,
-    ip: ClientIp,
-    Json(request): Json<EmailRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    limits::check(
-        &state,
-        Family::Verification,
-        ip,
-        Some(request.email.as_str()),
-    )
-    .await?;
-    let mut tx = state.app.db.begin().await?;
-    let subject = active_account(&mut *tx, &request.email)
-        .await?
-        .filter(|found| found.user.email_verified_at.is_none())
-        .map(|found| found.user.id);
-    send_verification(&state, &mut tx, subject, request.email.as_str()).await?;
-    tx.commit().await?;
-    Ok(accepted(
-        "If this address has an unverified account, a new link is on its way.",
-    ))
-}
-
-/// The token of a verification link, with the password the account was created with.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VerifyEmailRequest {
-    /// The `token` parameter of the link.
-    pub token: String,
-    /// The password chosen at signup. Required when the account has one: the link proves
-    /// control of the address, the password proves that whoever follows it also created the
-    /// account.
-    #[serde(default)]
-    #[schema(max_length = 512)]
-    pub password: Option<String>,
-}
-
-/// 401 like every other credential that does not hold (a link token is one).
-pub(crate) const INVALID_LINK: ApiError = ApiError::Unauthorized {
-    code: "invalid-token",
-    detail: "This link is invalid, expired or already used: ask for a new one.",
-};
-
-const NOT_THE_SIGNUP_PASSWORD: ApiError = ApiError::Unauthorized {
-    code: "invalid-credentials",
-    detail: "This is not the password the account was created with. If you did not create it, \
-             choose a new password with a password reset instead.",
-};
-
-/// Verify an email address.
-///
-/// Uses the token of the verification link (once), with the password chosen at signup (the
-/// page the link opens asks for it). Someone else may have signed up with this address: the
-/// address's owner who does not know that password resets it instead, which discards what
-/// the signup set. A link allows 5 attempts (by default).
-#[utoipa::path(
-    post,
-    path = "/verify",
-    tag = "auth",
-    request_body = VerifyEmailRequest,
-    responses(
-        (status = 200, description = "Verified", body = UserOut),
-        (status = 401, description = "Invalid, expired or used token, or not the signup's password"),
-        (status = 422, description = "`password` is missing and the account has one"),
-        (status = 429, description = "Too many attempts"),
-    ),
-)]
-pub(crate) async fn verify_user(
-    State(state): State<ApiState>,
-    ip: ClientIp,
-    Json(request): Json<VerifyEmailRequest>,
-) -> Result<Json<UserOut>, ApiError> {
-    limits::check(&state, Family::Verification, ip, None).await?;
-    let token_hash = hash_token(&request.token);
-    let user_id = labs_db::credentials::attempt_one_time_token(
-        &state.app.db,
-        &token_hash,
-        Purpose::VerifyEmail,
-        state.auth.config.max_code_attempts,
-    )
-    .await?
-    .ok_or(INVALID_LINK)?;
-    let found = labs_db::users::credentials(&state.app.db, None, Some(user_id))
-        .await?
-        .ok_or(INVALID_LINK)?;
-    if let Some(stored) = found.password_hash {
-        let password = request.password.ok_or_else(|| {
-            ApiError::InvalidBody(
-                "`password` is required: type the password this account was created with."
-                    .to_owned(),
-            )
-        })?;
-        if password.len() > labs_domain::password::MAX_BYTES {
-            return Err(NOT_THE_SIGNUP_PASSWORD);
-        }
-        let hasher = state.auth.keys.passwords.clone();
-        let verification =
-            blocking(&state, move || hasher.verify(&password, Some(&stored))).await?;
-        if !matches!(verification, Verification::Valid { .. }) {
-            return Err(NOT_THE_SIGNUP_PASSWORD);
-        }
-    }
-    let mut tx = state.app.db.begin().await?;
-    labs_db::credentials::use_one_time_token(&mut *tx, &token_hash, Purpose::VerifyEmail)
-        .await?
-        .ok_or(INVALID_LINK)?;
-    // Whoever follows the link knows the signup's password: its credentials are theirs.
-    let claimed = labs_db::users::claim(&mut tx, user_id, true)
-        .await?
-        .ok_or(INVALID_LINK)?;
-    tx.commit().await?;
-    Ok(Json(claimed.user.into()))
-}
+use super::signup::INVALID_LINK;
+use crate::account::UserOut;
+use crate::{Accounts, mail};
 
 /// Email and password.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -418,7 +114,7 @@ pub(crate) const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
     ),
 )]
 pub(crate) async fn login_for_auth_token(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     Login(request): Login,
 ) -> Result<Response, ApiError> {
@@ -429,9 +125,7 @@ pub(crate) async fn login_for_auth_token(
     let account_key = email.as_ref().map_or(request.email.as_str(), Email::as_str);
     let guess = limits::guess(&state, Family::Login, ip, account_key).await?;
     let found = match &email {
-        Some(email) => {
-            labs_db::users::credentials(&state.app.db, Some(email.as_str()), None).await?
-        }
+        Some(email) => labs_db::users::credentials(&state.db, Some(email.as_str()), None).await?,
         None => None,
     };
     let hasher = state.auth.keys.passwords.clone();
@@ -458,7 +152,7 @@ pub(crate) async fn login_for_auth_token(
         // Only over the hash this login checked: a reset or claim that committed meanwhile
         // is not undone (nor the credentials' version moved: the password is the same).
         let stored = found.password_hash.as_deref().unwrap_or_default();
-        if labs_db::users::rehash_password(&state.app.db, found.user.id, stored, &rehashed).await? {
+        if labs_db::users::rehash_password(&state.db, found.user.id, stored, &rehashed).await? {
             tracing::info!(user = %found.user.id, "password rehashed with the current parameters");
         }
     }
@@ -469,7 +163,7 @@ pub(crate) async fn login_for_auth_token(
 /// After a first factor (password or email code) checked against the credentials at
 /// `credentials_epoch`: the MFA challenge, or a session.
 pub(crate) async fn complete_login(
-    state: &ApiState,
+    state: &Accounts,
     user: &labs_db::users::User,
     credentials_epoch: i32,
     method: &'static str,
@@ -484,7 +178,7 @@ pub(crate) async fn complete_login(
         });
     }
     if user.totp_enabled {
-        let mut tx = state.app.db.begin().await?;
+        let mut tx = state.db.begin().await?;
         let challenge =
             new_one_time_token(state, &mut tx, Some(user.id), Purpose::MfaChallenge).await?;
         tx.commit().await?;
@@ -535,12 +229,12 @@ pub(crate) async fn get_me(caller: CurrentUser) -> Json<UserOut> {
     responses((status = 202, description = "Check your email", body = Accepted)),
 )]
 pub(crate) async fn initiate_password_reset(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     Json(request): Json<EmailRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check(&state, Family::Reset, ip, Some(request.email.as_str())).await?;
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let subject = active_account(&mut *tx, &request.email)
         .await?
         .map(|found| found.user.id);
@@ -579,13 +273,13 @@ pub struct ResetPasswordRequest {
     ),
 )]
 pub(crate) async fn reset_password(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     Json(request): Json<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     limits::check(&state, Family::Reset, ip, None).await?;
     let password_hash = hash_password(&state, &request.new_password).await?;
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let user_id = labs_db::credentials::use_one_time_token(
         &mut *tx,
         &hash_token(&request.token),
@@ -650,7 +344,7 @@ const WRONG_CURRENT_PASSWORD: ApiError = ApiError::Unauthorized {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn change_password(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     caller: CurrentUser,
     Json(request): Json<ChangePasswordRequest>,
@@ -658,7 +352,7 @@ pub(crate) async fn change_password(
     caller.require_fresh()?;
     let user_id = caller.user.id;
     limits::check(&state, Family::Login, ip, Some(&user_id.to_string())).await?;
-    let found = labs_db::users::credentials(&state.app.db, None, Some(user_id))
+    let found = labs_db::users::credentials(&state.db, None, Some(user_id))
         .await?
         .ok_or(ApiError::NotFound)?;
     if let Some(stored) = found.password_hash {
@@ -673,7 +367,7 @@ pub(crate) async fn change_password(
         }
     }
     let password_hash = hash_password(&state, &request.new_password).await?;
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let changes = UserChanges {
         password_hash: Some(&password_hash),
         ..UserChanges::default()

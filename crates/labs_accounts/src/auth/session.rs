@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::identity::{authenticate, cookie};
-use crate::ApiState;
+use crate::Accounts;
 
 /// Tokens, in OAuth 2.0's own field names (RFC 6749 §5.1): the one place where our JSON is
 /// not camelCase, so that OAuth clients and the docs' "Authorize" button understand it.
@@ -55,7 +55,7 @@ const CREDENTIALS_CHANGED: ApiError = ApiError::Unauthorized {
 /// (so the token is fresh). 401 if they changed since: the change revoked every session, and
 /// this one must not slip in after it.
 pub(crate) async fn start(
-    state: &ApiState,
+    state: &Accounts,
     user_id: UserId,
     credentials_epoch: i32,
 ) -> Result<Tokens, ApiError> {
@@ -63,7 +63,7 @@ pub(crate) async fn start(
     let refresh = OpaqueToken::generate();
     let now = OffsetDateTime::now_utc();
     let opened = labs_db::credentials::start_session(
-        &state.app.db,
+        &state.db,
         session_id,
         user_id,
         credentials_epoch,
@@ -79,14 +79,14 @@ pub(crate) async fn start(
 
 /// A new refresh token's expiry in a session that began at `session_start`: its own lifetime,
 /// cut at the session's absolute end.
-fn refresh_expiry(state: &ApiState, session_start: OffsetDateTime) -> OffsetDateTime {
+fn refresh_expiry(state: &Accounts, session_start: OffsetDateTime) -> OffsetDateTime {
     let config = &state.auth.config;
     (OffsetDateTime::now_utc() + config.refresh_token_ttl)
         .min(session_start + config.session_max_lifetime)
 }
 
 fn issue(
-    state: &ApiState,
+    state: &Accounts,
     user_id: UserId,
     session_id: SessionId,
     refresh: OpaqueToken,
@@ -104,7 +104,7 @@ fn issue(
 }
 
 /// The answer carrying `tokens`: in the body, or as cookies when `cookies` is set.
-pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Response {
+pub(crate) fn answer(state: &Accounts, tokens: Tokens, cookies: bool) -> Response {
     let mut headers = HeaderMap::new();
     let names = &state.auth.cookies;
     if cookies {
@@ -138,7 +138,7 @@ pub(crate) fn answer(state: &ApiState, tokens: Tokens, cookies: bool) -> Respons
 
 fn set_cookie(
     headers: &mut HeaderMap,
-    state: &ApiState,
+    state: &Accounts,
     name: &str,
     value: &str,
     path: &str,
@@ -156,7 +156,7 @@ fn set_cookie(
     }
 }
 
-fn clear_cookies(headers: &mut HeaderMap, state: &ApiState) {
+fn clear_cookies(headers: &mut HeaderMap, state: &Accounts) {
     let names = &state.auth.cookies;
     set_cookie(headers, state, &names.access, "", "/", 0);
     set_cookie(headers, state, &names.refresh, "", &names.refresh_path, 0);
@@ -194,7 +194,7 @@ const INVALID_REFRESH: ApiError = ApiError::Unauthorized {
     ),
 )]
 pub(crate) async fn refresh_jwt_token(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     headers: HeaderMap,
     Json(request): Json<RefreshRequest>,
 ) -> Result<Response, ApiError> {
@@ -208,7 +208,7 @@ pub(crate) async fn refresh_jwt_token(
         ),
     };
     let presented_hash = hash_token(&presented);
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let Some(found) = labs_db::credentials::lock_refresh_token(&mut tx, &presented_hash).await?
     else {
         return Err(INVALID_REFRESH);
@@ -277,11 +277,11 @@ pub struct LogoutRequest {
     security((), ("bearerAuth" = [])),
 )]
 pub(crate) async fn logout_user(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     headers: HeaderMap,
     Json(request): Json<LogoutRequest>,
 ) -> Result<Response, ApiError> {
-    let (user_id, session_id) = match authenticate(&headers, &state.auth, &state.app.db).await? {
+    let (user_id, session_id) = match authenticate(&headers, &state.auth, &state.db).await? {
         Some(caller) => (caller.user.id, caller.session_id),
         None => {
             let from_cookie = cookie(&headers, &state.auth.cookies.refresh)?;
@@ -290,7 +290,7 @@ pub(crate) async fn logout_user(
                 .as_deref()
                 .or(from_cookie)
                 .ok_or(INVALID_REFRESH)?;
-            let mut tx = state.app.db.begin().await?;
+            let mut tx = state.db.begin().await?;
             let found = labs_db::credentials::lock_refresh_token(&mut tx, &hash_token(presented))
                 .await?
                 .filter(|found| !found.session_revoked && found.used_at.is_none())
@@ -301,11 +301,11 @@ pub(crate) async fn logout_user(
     };
     if request.everywhere {
         let ended =
-            labs_db::credentials::revoke_all_sessions(&state.app.db, user_id, "logout everywhere")
+            labs_db::credentials::revoke_all_sessions(&state.db, user_id, "logout everywhere")
                 .await?;
         tracing::info!(user = %user_id, sessions = ended, "logged out everywhere");
     } else {
-        labs_db::credentials::revoke_session(&state.app.db, session_id, "logout").await?;
+        labs_db::credentials::revoke_session(&state.db, session_id, "logout").await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     clear_cookies(response.headers_mut(), &state);

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::identity::CurrentUser;
 use super::limits::{self, ClientIp, Family};
 use super::session::{self, TokenResponse};
-use crate::{ApiState, mail};
+use crate::{Accounts, mail};
 use labs_jobs::jobs::Email as Message;
 
 const RECOVERY_PURPOSE: &str = "recovery_code";
@@ -69,8 +69,8 @@ const WRONG_CODE: ApiError = ApiError::Unauthorized {
     detail: "This code is wrong, expired or already used.",
 };
 
-async fn credentials(state: &ApiState, caller: &CurrentUser) -> Result<UserCredentials, ApiError> {
-    labs_db::users::credentials(&state.app.db, None, Some(caller.user.id))
+async fn credentials(state: &Accounts, caller: &CurrentUser) -> Result<UserCredentials, ApiError> {
+    labs_db::users::credentials(&state.db, None, Some(caller.user.id))
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -78,7 +78,7 @@ async fn credentials(state: &ApiState, caller: &CurrentUser) -> Result<UserCrede
 /// Opens the account's sealed secret (re-sealing it under the current key if an older one
 /// sealed it).
 async fn secret_of(
-    state: &ApiState,
+    state: &Accounts,
     found: &UserCredentials,
 ) -> Result<Option<TotpSecret>, ApiError> {
     let Some(sealed) = &found.totp_secret else {
@@ -88,8 +88,7 @@ async fn secret_of(
     let owner = found.user.id.as_bytes();
     let plain = keys.open(sealed, owner).map_err(ApiError::internal)?;
     if !keys.is_current(sealed) {
-        labs_db::users::reseal_totp(&state.app.db, found.user.id, &keys.seal(&plain, owner))
-            .await?;
+        labs_db::users::reseal_totp(&state.db, found.user.id, &keys.seal(&plain, owner)).await?;
     }
     Ok(Some(TotpSecret::from_bytes(plain)))
 }
@@ -101,7 +100,7 @@ fn unix_now() -> u64 {
 /// Checks a second factor for an account with TOTP on: a current TOTP code (its step claimed,
 /// so it works once) or, if `recovery` is allowed, an unused recovery code (used up).
 async fn check_second_factor(
-    state: &ApiState,
+    state: &Accounts,
     found: &UserCredentials,
     code: &str,
     recovery: bool,
@@ -119,7 +118,7 @@ async fn check_second_factor(
         };
         let step = i64::try_from(step).map_err(ApiError::internal)?;
         // The compare-and-set: of two concurrent requests with one code, one wins.
-        return Ok(labs_db::users::claim_totp_step(&state.app.db, found.user.id, step).await?);
+        return Ok(labs_db::users::claim_totp_step(&state.db, found.user.id, step).await?);
     }
     if !recovery || code.len() > 32 {
         return Ok(false);
@@ -129,7 +128,7 @@ async fn check_second_factor(
         found.user.id.as_bytes(),
         &normalise_recovery_code(code),
     );
-    let used = labs_db::credentials::use_recovery_code(&state.app.db, found.user.id, &hash).await?;
+    let used = labs_db::credentials::use_recovery_code(&state.db, found.user.id, &hash).await?;
     if used {
         tracing::info!(user = %found.user.id, "recovery code used");
     }
@@ -138,7 +137,7 @@ async fn check_second_factor(
 
 /// New recovery codes for `user`, replacing the old ones; returned in clear once.
 async fn new_recovery_codes(
-    state: &ApiState,
+    state: &Accounts,
     tx: &mut sqlx::PgConnection,
     user: labs_domain::UserId,
 ) -> Result<Vec<String>, ApiError> {
@@ -173,7 +172,7 @@ async fn new_recovery_codes(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn enroll_totp(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     caller: CurrentUser,
 ) -> Result<Json<TotpEnrollment>, ApiError> {
     caller.require_fresh()?;
@@ -183,7 +182,7 @@ pub(crate) async fn enroll_totp(
         .keys
         .secrets
         .seal(secret.as_bytes(), caller.user.id.as_bytes());
-    if !labs_db::users::set_pending_totp(&state.app.db, caller.user.id, &sealed).await? {
+    if !labs_db::users::set_pending_totp(&state.db, caller.user.id, &sealed).await? {
         return Err(ALREADY_ON);
     }
     let otpauth_uri = secret.otpauth_uri(&state.auth.config.totp_issuer, &caller.user.email);
@@ -211,7 +210,7 @@ pub(crate) async fn enroll_totp(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn confirm_totp(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     caller: CurrentUser,
     Json(request): Json<CodeRequest>,
@@ -228,7 +227,7 @@ pub(crate) async fn confirm_totp(
     let step = secret
         .verify(&request.code, unix_now(), None)
         .ok_or(WRONG_CODE)?;
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !labs_db::users::enable_totp(
         &mut *tx,
         caller.user.id,
@@ -261,7 +260,7 @@ pub(crate) async fn confirm_totp(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn disable_totp(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     caller: CurrentUser,
     Json(request): Json<CodeRequest>,
@@ -275,7 +274,7 @@ pub(crate) async fn disable_totp(
     if !check_second_factor(&state, &found, &request.code, true).await? {
         return Err(WRONG_CODE);
     }
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     labs_db::users::disable_totp(&mut *tx, caller.user.id).await?;
     labs_db::credentials::delete_recovery_codes(&mut *tx, caller.user.id).await?;
     mail::queue(&mut tx, &caller.user.email, Message::TotpDisabled {}).await?;
@@ -302,7 +301,7 @@ pub(crate) async fn disable_totp(
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn regenerate_recovery_codes(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     caller: CurrentUser,
     Json(request): Json<CodeRequest>,
@@ -316,7 +315,7 @@ pub(crate) async fn regenerate_recovery_codes(
     if !check_second_factor(&state, &found, &request.code, false).await? {
         return Err(WRONG_CODE);
     }
-    let mut tx = state.app.db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let recovery_codes = new_recovery_codes(&state, &mut tx, caller.user.id).await?;
     mail::queue(
         &mut tx,
@@ -365,7 +364,7 @@ const INVALID_CHALLENGE: ApiError = ApiError::Unauthorized {
     ),
 )]
 pub(crate) async fn verify_totp(
-    State(state): State<ApiState>,
+    State(state): State<Accounts>,
     ip: ClientIp,
     Json(request): Json<MfaLoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -374,7 +373,7 @@ pub(crate) async fn verify_totp(
     // The attempt is claimed before the code is checked, in one conditional statement: of any
     // number of concurrent requests on one challenge, at most `max_code_attempts` are checked.
     let user_id = labs_db::credentials::attempt_one_time_token(
-        &state.app.db,
+        &state.db,
         &challenge,
         Purpose::MfaChallenge,
         state.auth.config.max_code_attempts,
@@ -382,7 +381,7 @@ pub(crate) async fn verify_totp(
     .await?
     .ok_or(INVALID_CHALLENGE)?;
     limits::check(&state, Family::Totp, ip, Some(&user_id.to_string())).await?;
-    let found = labs_db::users::credentials(&state.app.db, None, Some(user_id))
+    let found = labs_db::users::credentials(&state.db, None, Some(user_id))
         .await?
         .filter(|found| found.user.is_active && found.user.totp_enabled)
         .ok_or(INVALID_CHALLENGE)?;
@@ -392,7 +391,7 @@ pub(crate) async fn verify_totp(
         return Err(WRONG_CODE);
     }
     // Used once: a second exchange of the same challenge finds nothing.
-    labs_db::credentials::use_one_time_token(&state.app.db, &challenge, Purpose::MfaChallenge)
+    labs_db::credentials::use_one_time_token(&state.db, &challenge, Purpose::MfaChallenge)
         .await?
         .ok_or(INVALID_CHALLENGE)?;
     metrics::counter!("labs_auth_logins_total", "method" => "totp", "outcome" => "success")

@@ -1,0 +1,110 @@
+//! What the credential endpoints share: the 202 answer, the password-hashing threads, the
+//! active-account check, the full-name rule, one-time tokens, the email request body.
+
+use axum::http::StatusCode;
+use labs_auth::OpaqueToken;
+use labs_db::credentials::Purpose;
+use labs_domain::UserId;
+use labs_domain::{Email, Password};
+use labs_http::ApiError;
+use labs_http::extract::Json;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::Accounts;
+
+/// A request was taken; what follows happens by email.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Accepted {
+    pub message: String,
+}
+
+pub(crate) fn accepted(message: &str) -> (StatusCode, Json<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: message.to_owned(),
+        }),
+    )
+}
+
+/// Runs a password hash or check on the hashing threads (`HashPool`): argon2id takes tens of
+/// milliseconds of CPU, which would stall every other request on an async worker thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &Accounts,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    state.auth.hashing.run(work).await
+}
+
+/// The active account of `email`, if there is one.
+pub(crate) async fn active_account(
+    db: impl sqlx::PgExecutor<'_>,
+    email: &Email,
+) -> Result<Option<labs_db::users::UserCredentials>, ApiError> {
+    Ok(labs_db::users::credentials(db, Some(email.as_str()), None)
+        .await?
+        .filter(|found| found.user.is_active))
+}
+
+pub(crate) async fn hash_password(
+    state: &Accounts,
+    password: &Password,
+) -> Result<String, ApiError> {
+    let hasher = state.auth.keys.passwords.clone();
+    let password = password.expose().to_owned();
+    blocking(state, move || hasher.hash(&password))
+        .await?
+        .map_err(ApiError::internal)
+}
+
+pub(crate) fn check_full_name(name: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match name.map(str::trim) {
+        // Control characters (NUL above all, which Postgres text cannot hold) have no place in
+        // a name.
+        Some(name) if name.chars().any(char::is_control) => Err(ApiError::InvalidBody(
+            "`fullName` must not contain control characters.".to_owned(),
+        )),
+        Some(name) if name.chars().count() > 200 => Err(ApiError::InvalidBody(
+            "`fullName` must be at most 200 characters long.".to_owned(),
+        )),
+        Some("") | None => Ok(None),
+        Some(name) => Ok(Some(name)),
+    }
+}
+
+/// Stores a new one-time token of `user_id` for `purpose` (voiding earlier ones) and returns
+/// it. With `None` (an address without an account), the same work stores nothing.
+pub(crate) async fn new_one_time_token(
+    state: &Accounts,
+    tx: &mut PgConnection,
+    user_id: Option<UserId>,
+    purpose: Purpose,
+) -> Result<OpaqueToken, ApiError> {
+    let config = &state.auth.config;
+    let ttl = match purpose {
+        Purpose::VerifyEmail => config.verify_email_ttl,
+        Purpose::ResetPassword => config.reset_password_ttl,
+        Purpose::MfaChallenge => config.mfa_challenge_ttl,
+    };
+    let token = OpaqueToken::generate();
+    labs_db::credentials::replace_one_time_token(
+        &mut *tx,
+        &token.hash(),
+        user_id,
+        purpose,
+        OffsetDateTime::now_utc() + ttl,
+    )
+    .await?;
+    Ok(token)
+}
+
+/// An email address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct EmailRequest {
+    pub email: Email,
+}
