@@ -205,7 +205,7 @@ pub struct ServeArgs {
     pub mail: MailConfig,
 
     #[command(flatten)]
-    pub purge: labs_worker::credentials::PurgeConfig,
+    pub purge: labs_accounts::PurgeConfig,
 
     #[command(flatten)]
     pub auth: labs_accounts::AuthConfig,

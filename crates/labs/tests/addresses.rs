@@ -41,7 +41,7 @@ async fn signup_refuses_addresses_the_mailer_cannot_send_to(db: PgPool) {
         );
     }
     assert_eq!(
-        labs_db::users::count(&db).await.unwrap(),
+        labs_accounts::db::users::count(&db).await.unwrap(),
         0,
         "nothing stored"
     );

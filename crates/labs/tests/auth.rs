@@ -374,7 +374,7 @@ async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {
         .unwrap();
     assert!(to_ada.contains("You already have an account"), "{to_ada}");
     assert!(to_ada.contains("/reset-password?token="), "{to_ada}");
-    let users = labs_db::users::count(&db).await.unwrap();
+    let users = labs_accounts::db::users::count(&db).await.unwrap();
     assert_eq!(users, 2);
 
     let short = post(
@@ -615,7 +615,7 @@ async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
     .await;
     assert_eq!(unknown.status, StatusCode::ACCEPTED);
     assert!(
-        labs_db::users::credentials(&db, Some("nobody@example.com"), None)
+        labs_accounts::db::users::credentials(&db, Some("nobody@example.com"), None)
             .await
             .unwrap()
             .is_none()
@@ -1305,7 +1305,7 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
         .unwrap()
         .hash(PASSWORD)
         .unwrap();
-    let new = labs_db::users::NewUser {
+    let new = labs_accounts::db::users::NewUser {
         id: UserId::generate(),
         email: "ada@example.com",
         full_name: None,
@@ -1313,7 +1313,7 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
         is_admin: false,
         verified: true,
     };
-    labs_db::users::insert(&db, &new).await.unwrap();
+    labs_accounts::db::users::insert(&db, &new).await.unwrap();
     login(&app, "ada@example.com").await;
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM users")
         .fetch_one(&db)
@@ -1334,14 +1334,14 @@ async fn a_session_counts_only_for_its_own_account(db: PgPool) {
     let bob = insert_user(&db, "bob@example.com").await;
     let session = SessionId::generate();
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
-    labs_db::credentials::start_session(&db, session, ada, 0, b"refresh-hash", expires)
+    labs_accounts::db::credentials::start_session(&db, session, ada, 0, b"refresh-hash", expires)
         .await
         .unwrap();
-    let owner = labs_db::users::by_live_session(&db, ada, session)
+    let owner = labs_accounts::db::users::by_live_session(&db, ada, session)
         .await
         .unwrap();
     assert_eq!(owner.map(|user| user.id), Some(ada));
-    let other = labs_db::users::by_live_session(&db, bob, session)
+    let other = labs_accounts::db::users::by_live_session(&db, bob, session)
         .await
         .unwrap();
     assert!(other.is_none(), "{other:?}");
@@ -1571,17 +1571,24 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
     let in_use = user(&db, "in-use@example.com", false, false).await;
     let in_use_session = SessionId::generate();
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
-    labs_db::credentials::start_session(&db, in_use_session, in_use, 0, b"in-use", expires)
-        .await
-        .unwrap();
+    labs_accounts::db::credentials::start_session(
+        &db,
+        in_use_session,
+        in_use,
+        0,
+        b"in-use",
+        expires,
+    )
+    .await
+    .unwrap();
     let admin = user(&db, "unverified-admin@example.com", true, false).await;
     // An old account whose address an admin changed: unverified now, but claimed long ago.
     let changed = user(&db, "changed@example.com", false, true).await;
-    let changes = labs_db::users::UserChanges {
+    let changes = labs_accounts::db::users::UserChanges {
         email: Some("changed-again@example.com"),
         ..Default::default()
     };
-    let after = labs_db::users::update(&db, changed, &changes)
+    let after = labs_accounts::db::users::update(&db, changed, &changes)
         .await
         .unwrap()
         .unwrap();
@@ -1601,7 +1608,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         job_queue(&shared_redis_url(), &unique_name("purge")),
         mailer,
     );
-    labs_jobs::jobs::PurgeExpiredCredentials::default()
+    labs_accounts::PurgeExpiredCredentials::default()
         .handle(&ctx)
         .await
         .unwrap();
@@ -1966,10 +1973,10 @@ async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPool) {
-    use labs_db::credentials::start_session;
+    use labs_accounts::db::credentials::start_session;
     let id = user(&db, "victim@example.com", false, false).await;
     // What a stranger's password login read before the owner's claim.
-    let checked = labs_db::users::credentials(&db, None, Some(id))
+    let checked = labs_accounts::db::users::credentials(&db, None, Some(id))
         .await
         .unwrap()
         .unwrap()
@@ -1989,7 +1996,9 @@ async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPo
         let db = db.clone();
         async move {
             let mut tx = db.begin().await.unwrap();
-            let claimed = labs_db::users::claim(&mut tx, id, false).await.unwrap();
+            let claimed = labs_accounts::db::users::claim(&mut tx, id, false)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             claimed.unwrap()
         }
@@ -2050,23 +2059,26 @@ async fn a_login_in_flight_opens_no_session_past_a_claim_of_its_account(db: PgPo
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_rehash_never_writes_back_a_password_replaced_meanwhile(db: PgPool) {
     let id = user(&db, "ada@example.com", false, true).await;
-    let read = labs_db::users::credentials(&db, None, Some(id))
+    let read = labs_accounts::db::users::credentials(&db, None, Some(id))
         .await
         .unwrap()
         .unwrap()
         .password_hash
         .unwrap();
     // A reset commits between the login's check and its rehash.
-    let changes = labs_db::users::UserChanges {
+    let changes = labs_accounts::db::users::UserChanges {
         password_hash: Some("$argon2id$the-new-password"),
         ..Default::default()
     };
-    labs_db::users::update(&db, id, &changes).await.unwrap();
-    let rehashed = labs_db::users::rehash_password(&db, id, &read, "$argon2id$the-old-one")
+    labs_accounts::db::users::update(&db, id, &changes)
         .await
         .unwrap();
+    let rehashed =
+        labs_accounts::db::users::rehash_password(&db, id, &read, "$argon2id$the-old-one")
+            .await
+            .unwrap();
     assert!(!rehashed);
-    let stored = labs_db::users::credentials(&db, None, Some(id))
+    let stored = labs_accounts::db::users::credentials(&db, None, Some(id))
         .await
         .unwrap()
         .unwrap();

@@ -462,7 +462,7 @@ async fn logged_in(app: &Router, db: &PgPool, email: &str) -> String {
         .unwrap()
         .hash("correct horse battery")
         .unwrap();
-    let new = labs_db::users::NewUser {
+    let new = labs_accounts::db::users::NewUser {
         id: UserId::generate(),
         email,
         full_name: None,
@@ -470,7 +470,7 @@ async fn logged_in(app: &Router, db: &PgPool, email: &str) -> String {
         is_admin: false,
         verified: true,
     };
-    labs_db::users::insert(db, &new).await.unwrap();
+    labs_accounts::db::users::insert(db, &new).await.unwrap();
     let request = Request::post("/api/auth/token")
         .header("content-type", "application/json")
         .body(Body::from(
@@ -561,7 +561,7 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
         );
     }
     let (_, _, subscription) = &calls[1];
-    let user_id = labs_db::users::credentials(&db, Some("ada@example.com"), None)
+    let user_id = labs_accounts::db::users::credentials(&db, Some("ada@example.com"), None)
         .await
         .unwrap()
         .unwrap()

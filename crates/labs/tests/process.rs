@@ -192,7 +192,7 @@ async fn create_admin_makes_or_promotes_an_administrator() {
         .expect("a generated password is printed");
 
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
-    let found = labs_db::users::credentials(&db, Some("ops@example.com"), None)
+    let found = labs_accounts::db::users::credentials(&db, Some("ops@example.com"), None)
         .await
         .unwrap()
         .unwrap();
@@ -205,10 +205,10 @@ async fn create_admin_makes_or_promotes_an_administrator() {
         }
     );
 
-    labs_db::users::update(
+    labs_accounts::db::users::update(
         &db,
         found.user.id,
-        &labs_db::users::UserChanges {
+        &labs_accounts::db::users::UserChanges {
             is_admin: Some(false),
             ..Default::default()
         },
@@ -222,7 +222,7 @@ async fn create_admin_makes_or_promotes_an_administrator() {
     assert!(status.success());
     assert!(stdout.contains("is now an administrator"), "{stdout}");
     assert!(
-        labs_db::users::by_id(&db, found.user.id)
+        labs_accounts::db::users::by_id(&db, found.user.id)
             .await
             .unwrap()
             .unwrap()

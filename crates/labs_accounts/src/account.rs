@@ -1,6 +1,6 @@
 //! The public shape of an account: what every endpoint that shows one answers with.
 
-use labs_db::users::User;
+use crate::db::users::User;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;

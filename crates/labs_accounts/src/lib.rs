@@ -2,24 +2,28 @@
 //! sessions (refresh-token rotation, logout), password reset, TOTP, and the admin users API.
 //!
 //! What it exports to the roles: [`router`] (its routes, with their OpenAPI paths, for any
-//! state that offers [`Accounts`] by `FromRef`), the extractors other features use to know
-//! their caller ([`CurrentUser`], [`AdminUser`]), and its settings ([`AuthConfig`]).
+//! state that offers [`Accounts`] by `FromRef`), [`jobs`] (its job types, for the worker's
+//! list), the extractors other features use to know their caller ([`CurrentUser`],
+//! [`AdminUser`]), and its settings ([`AuthConfig`], [`PurgeConfig`]). Its SQL is [`db`].
 //!
-//! Not here yet: its SQL (`labs_db::users`, `labs_db::credentials`) and its job handlers
-//! (the email and purge jobs in `labs_worker`), which move here in a later step of the
-//! feature-crate issue. The credential crypto stays in the platform crate `labs_auth`.
+//! Not here yet: its email messages (the `SendEmail` payload's `Email` in `labs_jobs`, their
+//! templates in `labs_worker`). The credential crypto stays in the platform crate `labs_auth`.
 
 mod account;
 pub mod auth;
+pub mod db;
 mod mail;
+pub mod purge;
 mod state;
 pub mod users;
 
 use axum::extract::FromRef;
+use labs_jobs::Registry;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use account::UserOut;
 pub use auth::{AdminUser, CurrentUser};
+pub use purge::{AccountsContext, PurgeConfig, PurgeExpiredCredentials};
 pub use state::{Accounts, AccountsParts, Auth, AuthConfig, CookieNames, HashPool, VerifiedTokens};
 
 /// The accounts routes: `/auth/*`, `/.well-known/jwks.json` and `/users/*`.
@@ -35,4 +39,11 @@ where
         .merge(auth::well_known())
         // /users: the admin users API.
         .nest("/users", users::router())
+}
+
+/// The accounts' job types, for the worker's list (see `labs_worker::jobs`).
+pub fn jobs<C: AccountsContext, R: Registry<C>>(registry: R) -> R {
+    registry
+        // Expired tokens, codes and sessions, and unclaimed accounts, deleted hourly.
+        .job::<PurgeExpiredCredentials>()
 }

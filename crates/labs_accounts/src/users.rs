@@ -1,9 +1,9 @@
 //! `/users`: the admin-only users API (the original template's names), and the public shape
 //! of an account.
 
+use crate::db::users::{NewUser, UserChanges};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
-use labs_db::users::{NewUser, UserChanges};
 use labs_domain::{Email, Password, UserId};
 use labs_http::ApiError;
 use labs_http::extract::{Json, Path, Query};
@@ -88,7 +88,7 @@ pub(crate) async fn get_users_with_limits(
         ));
     }
     let (items, total) =
-        labs_db::users::page(&state.db, i64::from(page.offset), i64::from(page.limit)).await?;
+        crate::db::users::page(&state.db, i64::from(page.offset), i64::from(page.limit)).await?;
     Ok(Json(UserPage {
         items: items.into_iter().map(UserOut::from).collect(),
         total,
@@ -115,7 +115,7 @@ pub(crate) async fn get_user_by_id(
     _admin: AdminUser,
     Path(id): Path<UserId>,
 ) -> Result<Json<UserOut>, ApiError> {
-    let user = labs_db::users::by_id(&state.db, id)
+    let user = crate::db::users::by_id(&state.db, id)
         .await?
         .ok_or(NO_SUCH_USER)?;
     Ok(Json(user.into()))
@@ -169,7 +169,7 @@ pub(crate) async fn create_user(
         is_admin: request.is_admin,
         verified: request.email_verified,
     };
-    let user = labs_db::users::insert(&state.db, &new)
+    let user = crate::db::users::insert(&state.db, &new)
         .await?
         .ok_or(DUPLICATE_EMAIL)?;
     tracing::info!(admin = %admin.user.id, user = %user.id, "account created by an admin");
@@ -238,17 +238,17 @@ pub(crate) async fn update_user(
         is_active: request.is_active,
     };
     let mut tx = state.db.begin().await?;
-    let user = match labs_db::users::update(&mut *tx, id, &changes).await {
+    let user = match crate::db::users::update(&mut *tx, id, &changes).await {
         Ok(user) => user.ok_or(NO_SUCH_USER)?,
-        Err(error) if labs_db::users::is_duplicate_email(&error) => return Err(DUPLICATE_EMAIL),
+        Err(error) if crate::db::users::is_duplicate_email(&error) => return Err(DUPLICATE_EMAIL),
         Err(error) => return Err(error.into()),
     };
     if password_hash.is_some() || request.is_active == Some(false) {
-        labs_db::credentials::revoke_all_sessions(&mut *tx, id, "changed by an admin").await?;
+        crate::db::credentials::revoke_all_sessions(&mut *tx, id, "changed by an admin").await?;
     }
     // Links and codes sent to the old address (or for the old password) must not work now.
     if request.email.is_some() || password_hash.is_some() {
-        labs_db::credentials::void_pending_secrets(&mut *tx, id).await?;
+        crate::db::credentials::void_pending_secrets(&mut *tx, id).await?;
     }
     tx.commit().await?;
     tracing::info!(admin = %admin.user.id, user = %id, "account changed by an admin");
@@ -278,7 +278,7 @@ pub(crate) async fn delete_user(
     if id == admin.user.id {
         return Err(NOT_ON_SELF);
     }
-    if !labs_db::users::delete(&state.db, id).await? {
+    if !crate::db::users::delete(&state.db, id).await? {
         return Err(NO_SUCH_USER);
     }
     tracing::info!(admin = %admin.user.id, user = %id, "account deleted by an admin");

@@ -1,7 +1,7 @@
 //! The job payloads shared by several crates. Their handlers live in the worker crate; the
 //! payloads live here so that any crate can enqueue them without depending on the worker. A
 //! feature's own jobs live in its crate, payload and handler together (labs_billing's
-//! `ProcessStripeEvent`).
+//! `ProcessStripeEvent`, labs_accounts' `PurgeExpiredCredentials`).
 
 use std::time::Duration;
 
@@ -82,13 +82,4 @@ impl Job for RelayOutbox {
     const NAME: &'static str = "relay_outbox";
     // The next tick is a second away: retrying an old tick would only pile up.
     const MAX_ATTEMPTS: u32 = 1;
-}
-
-/// Deletes expired tokens, codes and dead sessions (a periodic job, hourly).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurgeExpiredCredentials {}
-
-impl Job for PurgeExpiredCredentials {
-    const NAME: &'static str = "purge_expired_credentials";
-    const MAX_ATTEMPTS: u32 = 3;
 }

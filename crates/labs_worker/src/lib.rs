@@ -8,14 +8,14 @@
 //! Not here: the shared payload types, the queue and the outbox relay (labs_jobs), SQL
 //! (labs_db), a feature's own jobs (its crate exports them: `labs_billing::jobs`).
 
-pub mod credentials;
 pub mod email;
 pub mod scheduler;
 
 use std::sync::Arc;
 
+use labs_accounts::PurgeConfig;
 use labs_db::PgPool;
-use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox, SendEmail};
+use labs_jobs::jobs::{RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
 use crate::email::{EmailCap, Mailer};
@@ -30,7 +30,7 @@ pub struct WorkerContext {
     pub email_cap: Option<EmailCap>,
     pub relay: Arc<Relay>,
     /// What the hourly purge deletes (default: the settings' defaults).
-    pub purge: credentials::PurgeConfig,
+    pub purge: PurgeConfig,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -54,6 +54,16 @@ impl labs_jobs::outbox::RelayContext for WorkerContext {
     }
 }
 
+/// The accounts' jobs run on this context.
+impl labs_accounts::AccountsContext for WorkerContext {
+    fn db(&self) -> &PgPool {
+        &self.db
+    }
+    fn purge(&self) -> PurgeConfig {
+        self.purge
+    }
+}
+
 // template:begin stripe
 /// Billing's jobs run on this context.
 impl labs_billing::BillingContext for WorkerContext {
@@ -71,7 +81,7 @@ impl WorkerContext {
             mailer,
             email_cap: None,
             relay: Arc::new(jobs(Relay::default())),
-            purge: credentials::PurgeConfig::default(),
+            purge: PurgeConfig::default(),
         }
     }
 
@@ -91,8 +101,8 @@ pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
         .job::<SendEmail>()
         // The Postgres outbox, moved to the queue every second.
         .job::<RelayOutbox>()
-        // Expired tokens, codes and sessions, deleted hourly.
-        .job::<PurgeExpiredCredentials>()
+        // Each feature's own.
+        .include(labs_accounts::jobs)
         .include(labs_billing::jobs) // template:only stripe
 }
 

@@ -9,8 +9,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use labs_accounts::PurgeExpiredCredentials;
 use labs_db::RedisConnection;
-use labs_jobs::jobs::{PurgeExpiredCredentials, RelayOutbox};
+use labs_jobs::jobs::RelayOutbox;
 use labs_jobs::{Job, JobQueue, JobsError};
 use tokio_util::sync::CancellationToken;
 

@@ -19,18 +19,20 @@ pub(super) async fn user(env: Environment, command: UserCommand) -> anyhow::Resu
     let email = labs_domain::Email::parse(&email).context("--email is not a valid address")?;
     let db = pool(&database_url(env, &pg)?, &pg)?;
     let mut stdout = std::io::stdout().lock();
-    let promote = labs_db::users::UserChanges {
+    let promote = labs_accounts::db::users::UserChanges {
         is_admin: Some(true),
         is_active: Some(true),
         ..Default::default()
     };
-    if let Some(found) = labs_db::users::credentials(&db, Some(email.as_str()), None).await? {
+    if let Some(found) =
+        labs_accounts::db::users::credentials(&db, Some(email.as_str()), None).await?
+    {
         // The operator vouches for the address, not for whoever signed it up: an account
         // nobody verified loses what its signup set (a pre-hijacked account must not become
         // the attacker's admin account).
         let mut tx = db.begin().await?;
-        let claimed = labs_db::users::claim(&mut tx, found.user.id, false).await?;
-        labs_db::users::update(&mut *tx, found.user.id, &promote).await?;
+        let claimed = labs_accounts::db::users::claim(&mut tx, found.user.id, false).await?;
+        labs_accounts::db::users::update(&mut *tx, found.user.id, &promote).await?;
         tx.commit().await?;
         writeln!(stdout, "{email} is now an administrator")?;
         if claimed.is_some_and(|claimed| claimed.first) {
@@ -62,7 +64,7 @@ pub(super) async fn user(env: Environment, command: UserCommand) -> anyhow::Resu
         keys.argon2_parallelism,
     )?;
     let hash = hasher.hash(password.expose())?;
-    let new = labs_db::users::NewUser {
+    let new = labs_accounts::db::users::NewUser {
         id: labs_domain::UserId::generate(),
         email: email.as_str(),
         full_name: None,
@@ -70,7 +72,7 @@ pub(super) async fn user(env: Environment, command: UserCommand) -> anyhow::Resu
         is_admin: true,
         verified: true,
     };
-    labs_db::users::insert(&db, &new)
+    labs_accounts::db::users::insert(&db, &new)
         .await?
         .context("the account was created concurrently; run the command again")?;
     writeln!(stdout, "created administrator {email}")?;

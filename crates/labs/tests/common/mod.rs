@@ -28,7 +28,7 @@ use labs_testkit::{Answer, send, shared_redis_url};
 /// The settings a test server uses: production defaults, short timeouts.
 /// A verified account with no password, straight into the database; its id.
 pub async fn insert_user(db: &PgPool, email: &str) -> labs_domain::UserId {
-    let new = labs_db::users::NewUser {
+    let new = labs_accounts::db::users::NewUser {
         id: labs_domain::UserId::generate(),
         email,
         full_name: None,
@@ -36,7 +36,11 @@ pub async fn insert_user(db: &PgPool, email: &str) -> labs_domain::UserId {
         is_admin: false,
         verified: true,
     };
-    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+    labs_accounts::db::users::insert(db, &new)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
 }
 
 /// An account with `password`, straight into the database; its id.
@@ -51,7 +55,7 @@ pub async fn insert_user_with_password(
         .unwrap()
         .hash(password)
         .unwrap();
-    let new = labs_db::users::NewUser {
+    let new = labs_accounts::db::users::NewUser {
         id: labs_domain::UserId::generate(),
         email,
         full_name: None,
@@ -59,7 +63,11 @@ pub async fn insert_user_with_password(
         is_admin: admin,
         verified,
     };
-    labs_db::users::insert(db, &new).await.unwrap().unwrap().id
+    labs_accounts::db::users::insert(db, &new)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
 }
 
 /// The worker's mailer: through the plain SMTP server on `smtp_port`, or, with `None`, into

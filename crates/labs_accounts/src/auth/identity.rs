@@ -1,11 +1,11 @@
 //! Who is calling: the access token (Bearer header, or the access cookie of a browser
 //! session), checked, then its session and account read from the database.
 
+use crate::db::users::User;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use labs_db::PgPool;
-use labs_db::users::User;
 use labs_domain::SessionId;
 use labs_http::ApiError;
 
@@ -123,7 +123,7 @@ pub(crate) async fn authenticate(
             claims
         }
     };
-    let user = labs_db::users::by_live_session(db, claims.sub, claims.sid)
+    let user = crate::db::users::by_live_session(db, claims.sub, claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized {
             code: "session-ended",

@@ -1,9 +1,9 @@
 //! What the credential endpoints share: the 202 answer, the password-hashing threads, the
 //! active-account check, the full-name rule, one-time tokens, the email request body.
 
+use crate::db::credentials::Purpose;
 use axum::http::StatusCode;
 use labs_auth::OpaqueToken;
-use labs_db::credentials::Purpose;
 use labs_domain::UserId;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
@@ -44,10 +44,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub(crate) async fn active_account(
     db: impl sqlx::PgExecutor<'_>,
     email: &Email,
-) -> Result<Option<labs_db::users::UserCredentials>, ApiError> {
-    Ok(labs_db::users::credentials(db, Some(email.as_str()), None)
-        .await?
-        .filter(|found| found.user.is_active))
+) -> Result<Option<crate::db::users::UserCredentials>, ApiError> {
+    Ok(
+        crate::db::users::credentials(db, Some(email.as_str()), None)
+            .await?
+            .filter(|found| found.user.is_active),
+    )
 }
 
 pub(crate) async fn hash_password(
@@ -91,7 +93,7 @@ pub(crate) async fn new_one_time_token(
         Purpose::MfaChallenge => config.mfa_challenge_ttl,
     };
     let token = OpaqueToken::generate();
-    labs_db::credentials::replace_one_time_token(
+    crate::db::credentials::replace_one_time_token(
         &mut *tx,
         &token.hash(),
         user_id,

@@ -52,7 +52,7 @@ pub(crate) async fn initiate_otp_email(
         subject.map(UserId::as_uuid).unwrap_or_default().as_bytes(),
         &code,
     );
-    labs_db::credentials::replace_email_otp(
+    crate::db::credentials::replace_email_otp(
         &mut *tx,
         subject,
         &hash,
@@ -125,7 +125,7 @@ pub(crate) async fn verify_otp(
     // The attempt is counted before the code is checked, in one statement, so concurrent
     // guesses cannot exceed the cap. An unknown address runs the same statement (which finds
     // nothing), and a wrong code costs the same either way.
-    let stored = labs_db::credentials::attempt_email_otp(
+    let stored = crate::db::credentials::attempt_email_otp(
         &mut *tx,
         subject,
         state.auth.config.max_code_attempts,
@@ -143,8 +143,8 @@ pub(crate) async fn verify_otp(
         return Err(INVALID_CODE);
     };
     guess.succeeded(&state).await;
-    labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
-    let claimed = labs_db::users::claim(&mut tx, user_id, false)
+    crate::db::credentials::delete_email_otp(&mut *tx, user_id).await?;
+    let claimed = crate::db::users::claim(&mut tx, user_id, false)
         .await?
         .ok_or(INVALID_CODE)?;
     tx.commit().await?;

@@ -1,13 +1,13 @@
 //! Passwords: login (a JSON body or an OAuth 2.0 password form), reset, change, and the
 //! caller's own account.
 
+use crate::db::credentials::Purpose;
+use crate::db::users::UserChanges;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use labs_auth::Verification;
 use labs_auth::token::hash_token;
-use labs_db::credentials::Purpose;
-use labs_db::users::UserChanges;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
 use labs_http::extract::Json;
@@ -125,7 +125,7 @@ pub(crate) async fn login_for_auth_token(
     let account_key = email.as_ref().map_or(request.email.as_str(), Email::as_str);
     let guess = limits::guess(&state, Family::Login, ip, account_key).await?;
     let found = match &email {
-        Some(email) => labs_db::users::credentials(&state.db, Some(email.as_str()), None).await?,
+        Some(email) => crate::db::users::credentials(&state.db, Some(email.as_str()), None).await?,
         None => None,
     };
     let hasher = state.auth.keys.passwords.clone();
@@ -152,7 +152,7 @@ pub(crate) async fn login_for_auth_token(
         // Only over the hash this login checked: a reset or claim that committed meanwhile
         // is not undone (nor the credentials' version moved: the password is the same).
         let stored = found.password_hash.as_deref().unwrap_or_default();
-        if labs_db::users::rehash_password(&state.db, found.user.id, stored, &rehashed).await? {
+        if crate::db::users::rehash_password(&state.db, found.user.id, stored, &rehashed).await? {
             tracing::info!(user = %found.user.id, "password rehashed with the current parameters");
         }
     }
@@ -164,7 +164,7 @@ pub(crate) async fn login_for_auth_token(
 /// `credentials_epoch`: the MFA challenge, or a session.
 pub(crate) async fn complete_login(
     state: &Accounts,
-    user: &labs_db::users::User,
+    user: &crate::db::users::User,
     credentials_epoch: i32,
     method: &'static str,
     cookies: bool,
@@ -280,7 +280,7 @@ pub(crate) async fn reset_password(
     limits::check(&state, Family::Reset, ip, None).await?;
     let password_hash = hash_password(&state, &request.new_password).await?;
     let mut tx = state.db.begin().await?;
-    let user_id = labs_db::credentials::use_one_time_token(
+    let user_id = crate::db::credentials::use_one_time_token(
         &mut *tx,
         &hash_token(&request.token),
         Purpose::ResetPassword,
@@ -289,19 +289,19 @@ pub(crate) async fn reset_password(
     .ok_or(INVALID_LINK)?;
     // First the claim (which discards a never-verified account's credentials), then the new
     // password.
-    labs_db::users::claim(&mut tx, user_id, false)
+    crate::db::users::claim(&mut tx, user_id, false)
         .await?
         .ok_or(INVALID_LINK)?;
     let changes = UserChanges {
         password_hash: Some(&password_hash),
         ..UserChanges::default()
     };
-    let user = labs_db::users::update(&mut *tx, user_id, &changes)
+    let user = crate::db::users::update(&mut *tx, user_id, &changes)
         .await?
         .ok_or(INVALID_LINK)?;
     let ended =
-        labs_db::credentials::revoke_all_sessions(&mut *tx, user_id, "password reset").await?;
-    labs_db::credentials::delete_email_otp(&mut *tx, user_id).await?;
+        crate::db::credentials::revoke_all_sessions(&mut *tx, user_id, "password reset").await?;
+    crate::db::credentials::delete_email_otp(&mut *tx, user_id).await?;
     mail::queue(&mut tx, &user.email, Message::PasswordChanged {}).await?;
     tx.commit().await?;
     tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
@@ -352,7 +352,7 @@ pub(crate) async fn change_password(
     caller.require_fresh()?;
     let user_id = caller.user.id;
     limits::check(&state, Family::Login, ip, Some(&user_id.to_string())).await?;
-    let found = labs_db::users::credentials(&state.db, None, Some(user_id))
+    let found = crate::db::users::credentials(&state.db, None, Some(user_id))
         .await?
         .ok_or(ApiError::NotFound)?;
     if let Some(stored) = found.password_hash {
@@ -372,12 +372,12 @@ pub(crate) async fn change_password(
         password_hash: Some(&password_hash),
         ..UserChanges::default()
     };
-    labs_db::users::update(&mut *tx, user_id, &changes)
+    crate::db::users::update(&mut *tx, user_id, &changes)
         .await?
         .ok_or(ApiError::NotFound)?;
     // A reset link or login code sent before the change must not undo it.
-    labs_db::credentials::void_pending_secrets(&mut *tx, user_id).await?;
-    let ended = labs_db::credentials::revoke_other_sessions(
+    crate::db::credentials::void_pending_secrets(&mut *tx, user_id).await?;
+    let ended = crate::db::credentials::revoke_other_sessions(
         &mut *tx,
         user_id,
         caller.session_id,

@@ -62,7 +62,7 @@ pub(crate) async fn start(
     let session_id = SessionId::generate();
     let refresh = OpaqueToken::generate();
     let now = OffsetDateTime::now_utc();
-    let opened = labs_db::credentials::start_session(
+    let opened = crate::db::credentials::start_session(
         &state.db,
         session_id,
         user_id,
@@ -209,12 +209,12 @@ pub(crate) async fn refresh_jwt_token(
     };
     let presented_hash = hash_token(&presented);
     let mut tx = state.db.begin().await?;
-    let Some(found) = labs_db::credentials::lock_refresh_token(&mut tx, &presented_hash).await?
+    let Some(found) = crate::db::credentials::lock_refresh_token(&mut tx, &presented_hash).await?
     else {
         return Err(INVALID_REFRESH);
     };
     if found.used_at.is_some() {
-        labs_db::credentials::revoke_session(&mut *tx, found.session_id, "refresh token reused")
+        crate::db::credentials::revoke_session(&mut *tx, found.session_id, "refresh token reused")
             .await?;
         tx.commit().await?;
         metrics::counter!("labs_auth_refresh_reuse_total").increment(1);
@@ -227,15 +227,15 @@ pub(crate) async fn refresh_jwt_token(
         return Err(INVALID_REFRESH);
     }
     // Deactivated accounts do not get new tokens.
-    if labs_db::users::by_live_session(&mut *tx, found.user_id, found.session_id)
+    if crate::db::users::by_live_session(&mut *tx, found.user_id, found.session_id)
         .await?
         .is_none()
     {
         return Err(INVALID_REFRESH);
     }
     let next = OpaqueToken::generate();
-    labs_db::credentials::mark_refresh_token_used(&mut *tx, &presented_hash).await?;
-    labs_db::credentials::insert_refresh_token(
+    crate::db::credentials::mark_refresh_token_used(&mut *tx, &presented_hash).await?;
+    crate::db::credentials::insert_refresh_token(
         &mut *tx,
         &next.hash(),
         found.session_id,
@@ -291,7 +291,7 @@ pub(crate) async fn logout_user(
                 .or(from_cookie)
                 .ok_or(INVALID_REFRESH)?;
             let mut tx = state.db.begin().await?;
-            let found = labs_db::credentials::lock_refresh_token(&mut tx, &hash_token(presented))
+            let found = crate::db::credentials::lock_refresh_token(&mut tx, &hash_token(presented))
                 .await?
                 .filter(|found| !found.session_revoked && found.used_at.is_none())
                 .ok_or(INVALID_REFRESH)?;
@@ -301,11 +301,11 @@ pub(crate) async fn logout_user(
     };
     if request.everywhere {
         let ended =
-            labs_db::credentials::revoke_all_sessions(&state.db, user_id, "logout everywhere")
+            crate::db::credentials::revoke_all_sessions(&state.db, user_id, "logout everywhere")
                 .await?;
         tracing::info!(user = %user_id, sessions = ended, "logged out everywhere");
     } else {
-        labs_db::credentials::revoke_session(&state.db, session_id, "logout").await?;
+        crate::db::credentials::revoke_session(&state.db, session_id, "logout").await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     clear_cookies(response.headers_mut(), &state);

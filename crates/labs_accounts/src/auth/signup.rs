@@ -1,12 +1,12 @@
 //! Signup and email verification: `POST /auth/signup`, `/auth/verify-email/request`,
 //! `/auth/verify-email`.
 
+use crate::db::credentials::Purpose;
+use crate::db::users::NewUser;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use labs_auth::Verification;
 use labs_auth::token::hash_token;
-use labs_db::credentials::Purpose;
-use labs_db::users::NewUser;
 use labs_domain::UserId;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
@@ -73,7 +73,7 @@ pub(crate) async fn signup_user(
     // One statement creates the account or finds the one holding the address (which it never
     // changes); then, either way, one token and one email: the same work for a free address
     // and a taken one.
-    let outcome = labs_db::users::signup(&mut *tx, &new).await?;
+    let outcome = crate::db::users::signup(&mut *tx, &new).await?;
     let created = outcome.is_some_and(|outcome| outcome.created);
     let (subject, purpose) = match outcome {
         Some(outcome) if outcome.created => (Some(outcome.id), Purpose::VerifyEmail),
@@ -195,7 +195,7 @@ pub(crate) async fn verify_user(
 ) -> Result<Json<UserOut>, ApiError> {
     limits::check(&state, Family::Verification, ip, None).await?;
     let token_hash = hash_token(&request.token);
-    let user_id = labs_db::credentials::attempt_one_time_token(
+    let user_id = crate::db::credentials::attempt_one_time_token(
         &state.db,
         &token_hash,
         Purpose::VerifyEmail,
@@ -203,7 +203,7 @@ pub(crate) async fn verify_user(
     )
     .await?
     .ok_or(INVALID_LINK)?;
-    let found = labs_db::users::credentials(&state.db, None, Some(user_id))
+    let found = crate::db::users::credentials(&state.db, None, Some(user_id))
         .await?
         .ok_or(INVALID_LINK)?;
     if let Some(stored) = found.password_hash {
@@ -224,11 +224,11 @@ pub(crate) async fn verify_user(
         }
     }
     let mut tx = state.db.begin().await?;
-    labs_db::credentials::use_one_time_token(&mut *tx, &token_hash, Purpose::VerifyEmail)
+    crate::db::credentials::use_one_time_token(&mut *tx, &token_hash, Purpose::VerifyEmail)
         .await?
         .ok_or(INVALID_LINK)?;
     // Whoever follows the link knows the signup's password: its credentials are theirs.
-    let claimed = labs_db::users::claim(&mut tx, user_id, true)
+    let claimed = crate::db::users::claim(&mut tx, user_id, true)
         .await?
         .ok_or(INVALID_LINK)?;
     tx.commit().await?;

@@ -4,13 +4,13 @@
 //! Each accepted code's time step is stored, and a code of that step or an older one is
 //! refused (no replay within its window). Secrets are sealed at rest (`labs_auth::sealed`).
 
+use crate::db::credentials::Purpose;
+use crate::db::users::UserCredentials;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use labs_auth::TotpSecret;
 use labs_auth::token::{hash_token, normalise_recovery_code, recovery_codes};
-use labs_db::credentials::Purpose;
-use labs_db::users::UserCredentials;
 use labs_http::ApiError;
 use labs_http::extract::Json;
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ const WRONG_CODE: ApiError = ApiError::Unauthorized {
 };
 
 async fn credentials(state: &Accounts, caller: &CurrentUser) -> Result<UserCredentials, ApiError> {
-    labs_db::users::credentials(&state.db, None, Some(caller.user.id))
+    crate::db::users::credentials(&state.db, None, Some(caller.user.id))
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -88,7 +88,7 @@ async fn secret_of(
     let owner = found.user.id.as_bytes();
     let plain = keys.open(sealed, owner).map_err(ApiError::internal)?;
     if !keys.is_current(sealed) {
-        labs_db::users::reseal_totp(&state.db, found.user.id, &keys.seal(&plain, owner)).await?;
+        crate::db::users::reseal_totp(&state.db, found.user.id, &keys.seal(&plain, owner)).await?;
     }
     Ok(Some(TotpSecret::from_bytes(plain)))
 }
@@ -118,7 +118,7 @@ async fn check_second_factor(
         };
         let step = i64::try_from(step).map_err(ApiError::internal)?;
         // The compare-and-set: of two concurrent requests with one code, one wins.
-        return Ok(labs_db::users::claim_totp_step(&state.db, found.user.id, step).await?);
+        return Ok(crate::db::users::claim_totp_step(&state.db, found.user.id, step).await?);
     }
     if !recovery || code.len() > 32 {
         return Ok(false);
@@ -128,7 +128,7 @@ async fn check_second_factor(
         found.user.id.as_bytes(),
         &normalise_recovery_code(code),
     );
-    let used = labs_db::credentials::use_recovery_code(&state.db, found.user.id, &hash).await?;
+    let used = crate::db::credentials::use_recovery_code(&state.db, found.user.id, &hash).await?;
     if used {
         tracing::info!(user = %found.user.id, "recovery code used");
     }
@@ -152,7 +152,7 @@ async fn new_recovery_codes(
                 .hash(RECOVERY_PURPOSE, user.as_bytes(), code)
         })
         .collect();
-    labs_db::credentials::replace_recovery_codes(tx, user, &hashes).await?;
+    crate::db::credentials::replace_recovery_codes(tx, user, &hashes).await?;
     Ok(codes)
 }
 
@@ -182,7 +182,7 @@ pub(crate) async fn enroll_totp(
         .keys
         .secrets
         .seal(secret.as_bytes(), caller.user.id.as_bytes());
-    if !labs_db::users::set_pending_totp(&state.db, caller.user.id, &sealed).await? {
+    if !crate::db::users::set_pending_totp(&state.db, caller.user.id, &sealed).await? {
         return Err(ALREADY_ON);
     }
     let otpauth_uri = secret.otpauth_uri(&state.auth.config.totp_issuer, &caller.user.email);
@@ -228,7 +228,7 @@ pub(crate) async fn confirm_totp(
         .verify(&request.code, unix_now(), None)
         .ok_or(WRONG_CODE)?;
     let mut tx = state.db.begin().await?;
-    if !labs_db::users::enable_totp(
+    if !crate::db::users::enable_totp(
         &mut *tx,
         caller.user.id,
         i64::try_from(step).map_err(ApiError::internal)?,
@@ -275,8 +275,8 @@ pub(crate) async fn disable_totp(
         return Err(WRONG_CODE);
     }
     let mut tx = state.db.begin().await?;
-    labs_db::users::disable_totp(&mut *tx, caller.user.id).await?;
-    labs_db::credentials::delete_recovery_codes(&mut *tx, caller.user.id).await?;
+    crate::db::users::disable_totp(&mut *tx, caller.user.id).await?;
+    crate::db::credentials::delete_recovery_codes(&mut *tx, caller.user.id).await?;
     mail::queue(&mut tx, &caller.user.email, Message::TotpDisabled {}).await?;
     tx.commit().await?;
     tracing::info!(user = %caller.user.id, "TOTP turned off");
@@ -372,7 +372,7 @@ pub(crate) async fn verify_totp(
     let challenge = hash_token(&request.mfa_token);
     // The attempt is claimed before the code is checked, in one conditional statement: of any
     // number of concurrent requests on one challenge, at most `max_code_attempts` are checked.
-    let user_id = labs_db::credentials::attempt_one_time_token(
+    let user_id = crate::db::credentials::attempt_one_time_token(
         &state.db,
         &challenge,
         Purpose::MfaChallenge,
@@ -381,7 +381,7 @@ pub(crate) async fn verify_totp(
     .await?
     .ok_or(INVALID_CHALLENGE)?;
     limits::check(&state, Family::Totp, ip, Some(&user_id.to_string())).await?;
-    let found = labs_db::users::credentials(&state.db, None, Some(user_id))
+    let found = crate::db::users::credentials(&state.db, None, Some(user_id))
         .await?
         .filter(|found| found.user.is_active && found.user.totp_enabled)
         .ok_or(INVALID_CHALLENGE)?;
@@ -391,7 +391,7 @@ pub(crate) async fn verify_totp(
         return Err(WRONG_CODE);
     }
     // Used once: a second exchange of the same challenge finds nothing.
-    labs_db::credentials::use_one_time_token(&state.db, &challenge, Purpose::MfaChallenge)
+    crate::db::credentials::use_one_time_token(&state.db, &challenge, Purpose::MfaChallenge)
         .await?
         .ok_or(INVALID_CHALLENGE)?;
     metrics::counter!("labs_auth_logins_total", "method" => "totp", "outcome" => "success")

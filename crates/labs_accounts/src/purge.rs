@@ -5,10 +5,27 @@
 
 use std::time::Duration;
 
-use labs_jobs::jobs::PurgeExpiredCredentials;
-use labs_jobs::{Handler, JobError};
+use labs_db::PgPool;
+use labs_jobs::{Handler, Job, JobError};
+use serde::{Deserialize, Serialize};
 
-use crate::WorkerContext;
+/// Deletes expired tokens, codes and dead sessions, and unclaimed accounts (a periodic job,
+/// hourly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeExpiredCredentials {}
+
+impl Job for PurgeExpiredCredentials {
+    const NAME: &'static str = "purge_expired_credentials";
+    const MAX_ATTEMPTS: u32 = 3;
+}
+
+/// What the accounts' jobs need of the worker's context. The worker's context implements it,
+/// so this crate never names that type.
+pub trait AccountsContext: Send + Sync + 'static {
+    fn db(&self) -> &PgPool;
+    /// What the purge deletes.
+    fn purge(&self) -> PurgeConfig;
+}
 
 /// How long dead rows are kept after they expire or are revoked, for investigations (a
 /// refresh-token reuse alert, a support question).
@@ -32,11 +49,11 @@ impl Default for PurgeConfig {
     }
 }
 
-impl Handler<WorkerContext> for PurgeExpiredCredentials {
+impl<C: AccountsContext> Handler<C> for PurgeExpiredCredentials {
     /// Idempotent: deleting what is already gone deletes nothing.
-    async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
-        let deleted = labs_db::credentials::purge_expired(&ctx.db, KEEP).await?;
-        let ttl = ctx.purge.unverified_account_ttl;
+    async fn handle(self, ctx: &C) -> Result<(), JobError> {
+        let deleted = crate::db::credentials::purge_expired(ctx.db(), KEEP).await?;
+        let ttl = ctx.purge().unverified_account_ttl;
         let accounts = if ttl.is_zero() {
             0
         } else {
@@ -44,7 +61,7 @@ impl Handler<WorkerContext> for PurgeExpiredCredentials {
             let cutoff = time::OffsetDateTime::now_utc()
                 .checked_sub(ttl)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            labs_db::users::purge_unclaimed(&ctx.db, cutoff).await?
+            crate::db::users::purge_unclaimed(ctx.db(), cutoff).await?
         };
         tracing::info!(
             deleted,
