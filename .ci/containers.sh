@@ -80,8 +80,13 @@ if ! docker info >/dev/null 2>&1; then
   started_dockerd=true
   mkdir -p "$cache/docker"
   dockerd --data-root "$cache/docker" --pidfile "$cache/dockerd.pid" >"$cache/dockerd.log" 2>&1 &
-  for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
-  docker info >/dev/null 2>&1 || { tail -n 20 "$cache/dockerd.log"; exit 1; }
+  dockerd_pid=$!
+  for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+  docker info >/dev/null 2>&1 || {
+    echo "dockerd did not come up (exited, or no answer within 20s); its log is $cache/dockerd.log:" >&2
+    tail -n 20 "$cache/dockerd.log" >&2
+    exit 1
+  }
 fi
 docker version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'
 docker buildx version
@@ -182,12 +187,15 @@ log "labs serve --role api, in the image, published on 127.0.0.1"
 host_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 docker run -d --name labs-ci "${env[@]}" -p "127.0.0.1:$host_port:8080" labs:ci >/dev/null
 wait_ready() { # container, published port
+  local why="did not answer 200 at http://127.0.0.1:$2/api/health/ready within 30s"
   for _ in $(seq 150); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/api/health/ready")" = 200 ] && return 0
+    # An exited container will not answer: say so now rather than after the whole wait.
+    [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || { why="exited before it was ready"; break; }
     sleep 0.2
   done
   docker logs "$1" 2>&1 | tail -n 20
-  echo "readiness of $1 never answered 200" >&2
+  echo "the container $1 $why; its log is above (docker logs $1)" >&2
   return 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -231,8 +239,15 @@ log "fluentd log driver -> Forward-protocol server"
 records=$(mktemp)
 fluent_port=$(free_port)
 node .ci/fluentd/receiver.js "$records" "$fluent_port" >/dev/null &
-pids+=($!)
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$fluent_port") 2>/dev/null && break; sleep 0.1; done
+receiver=$!
+pids+=("$receiver")
+receiver_up=false
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$fluent_port") 2>/dev/null && { receiver_up=true; break; }
+  kill -0 "$receiver" 2>/dev/null || break
+  sleep 0.1
+done
+$receiver_up || { echo "the Forward-protocol server (.ci/fluentd/receiver.js) is not listening on 127.0.0.1:$fluent_port; its errors, if any, are above" >&2; exit 1; }
 logs_port=$(free_port)
 docker run -d --name labs-ci-logs "${env[@]}" -p "127.0.0.1:$logs_port:8080" \
   --log-driver fluentd --log-opt "fluentd-address=127.0.0.1:$fluent_port" --log-opt 'tag=labs.{{.Name}}' \

@@ -56,12 +56,14 @@ trap cleanup EXIT
 starts=()
 for run in $(seq "$runs"); do
   starts+=("$(DATABASE_URL="$database" LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:$(free_port)" \
-    LABS_ROLES="$roles" LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json python3 - "$bin" "$port" <<'PY'
+    LABS_ROLES="$roles" LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json python3 - "$bin" "$port" "$work/cold-start.log" <<'PY'
 import http.client, subprocess, sys, time
-binary, port = sys.argv[1], int(sys.argv[2])
+binary, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 started = time.monotonic()
-server = subprocess.Popen([binary, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+server = subprocess.Popen([binary, "serve"], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 while True:
+    if server.poll() is not None:
+        sys.exit(f"[bench] the cold-started server exited ({server.returncode}) before it was ready: {open(log).read()}")
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         connection.request("GET", "/api/health/ready")
@@ -79,7 +81,7 @@ done
 echo "cold start to ready (ms): ${starts[*]}; median $(printf '%s\n' "${starts[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")"
 
 start_server
-until [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health/ready")" = 200 ]; do sleep 0.01; done
+scripts/wait-for-server.sh "the benchmarked server (labs serve --role $roles)" "$server" "$base/health/ready" "$work/server.log" 60
 token=$(curl -sf -H 'content-type: application/json' \
   -d "{\"email\": \"bench-admin@example.com\", \"password\": \"$password\"}" "$base/auth/token" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the running API from its own OpenAPI document with schemathesis (every check: no 5xx,
 # status codes, content types, headers and bodies as documented, 405 with Allow for
-# undocumented methods, ...). Starts its own `labs serve --role api` on a free port with its
-# own development database, and stops it with SIGTERM, which must exit 0.
+# undocumented methods, ...). Starts its own `labs serve --role api` on free ports (HTTP and
+# metrics) with its own development database, and stops it with SIGTERM, which must exit 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,15 +14,18 @@ bin="$target_dir/debug/labs"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-database="${admin%/*}/labs_fuzz"
+# A database of this run's own: two checkouts may fuzz at once on the one Postgres.
+database_name="labs_fuzz_$$"
+database="${admin%/*}/$database_name"
 log=$(mktemp)
 export PGOPTIONS="-c client_min_messages=warning"
-psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)'
+psql "$admin" -qc "DROP DATABASE IF EXISTS $database_name WITH (FORCE)"
 
-# The metrics listener on a free port too, and rate-limit budgets of its own: a development
-# server (`cargo run -- serve`) may be running on the default ports and the shared Redis.
+# The metrics listener on a free port too, and rate-limit budgets and a job queue of its own:
+# a development server (`cargo run -- serve`) may be running on the default ports and the
+# shared Redis.
 settings=(LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:0" DATABASE_URL="$database"
-  LABS_LOG_FORMAT=json LABS_RATE_LIMIT_NAMESPACE="labs:rl:fuzz:$$")
+  LABS_LOG_FORMAT=json LABS_RATE_LIMIT_NAMESPACE="labs:rl:fuzz:$$" LABS_JOBS_NAMESPACE="labs_fuzz_$$")
 processes=()
 # template:begin stripe
 # The billing endpoints call Stripe: point them at a local stand-in of its three endpoints.
@@ -36,25 +39,31 @@ settings+=(LABS_STRIPE_SECRET_KEY=sk_test_fuzz LABS_STRIPE_API_BASE="http://127.
 env "${settings[@]}" "$bin" serve --role api >"$log" 2>&1 &
 server=$!
 processes+=("$server")
+# The server's log is kept when the run fails, and its path said: it is where the why is.
 cleanup() {
+  local status=$?
   kill "${processes[@]}" 2>/dev/null || true
-  psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_fuzz WITH (FORCE)' || true
-  rm -f "$log"
+  psql "$admin" -qc "DROP DATABASE IF EXISTS $database_name WITH (FORCE)" || true
+  if [ "$status" = 0 ]; then rm -f "$log"; else echo "[fuzz] the fuzzed server's log: $log" >&2; fi
 }
 trap cleanup EXIT
 
-for _ in $(seq 100); do
-  "$bin" healthcheck --url "http://127.0.0.1:$port/api/health/ready" >/dev/null && break
-  sleep 0.2
-done
+scripts/wait-for-server.sh "the fuzzed server (labs serve --role api)" "$server" \
+  "http://127.0.0.1:$port/api/health/ready" "$log" 30
 
 # Authenticated as an administrator, so that the fuzzer reaches past the 401s of the users
 # and admin APIs (and checks those 401s itself, without the header).
 password="fuzz-admin-$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')"
 DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$bin" user create-admin --email fuzz-admin@example.com >/dev/null
-token=$(curl -sf -H 'content-type: application/json' \
+login=$(curl -s -w '\n%{http_code}' -H 'content-type: application/json' \
   -d "{\"email\": \"fuzz-admin@example.com\", \"password\": \"$password\"}" \
-  "http://127.0.0.1:$port/api/auth/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  "http://127.0.0.1:$port/api/auth/token" || true)
+login_status=${login##*$'\n'} login_body=${login%$'\n'*}
+if [ "$login_status" != 200 ]; then
+  echo "[fuzz] the administrator's login answered ${login_status/#000/no connection}: $login_body" >&2
+  exit 1
+fi
+token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$login_body")
 
 fuzz() {
   "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \

@@ -107,6 +107,25 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
 }
 
 #[test]
+fn a_port_already_taken_is_refused_with_the_address_and_its_variable_named() {
+    // What a second `labs serve` beside the development server (8080, 9090) says: which
+    // address is taken and which setting moves it, for each of the two listeners.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    for variable in ["LABS_BIND", "LABS_METRICS_BIND"] {
+        let (status, _, stderr) = run_labs(
+            &["serve", "--role", "api"],
+            &[(variable, &address), ("LABS_MIGRATE_ON_START", "false")],
+        );
+        assert!(!status.success(), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot listen on {address} ({variable})")),
+            "{variable}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn production_refuses_to_start_without_its_secrets() {
     let (status, _, stderr) = run_labs(&["serve"], &[("LABS_ENV", "production")]);
     assert!(!status.success());

@@ -228,6 +228,10 @@ impl Labs {
             // Budgets of its own: every run of the suite logs in as the same test accounts,
             // and the shared Redis keeps their counts for the window (15 minutes).
             .env("LABS_RATE_LIMIT_NAMESPACE", labs_testkit::unique_name("rl"))
+            // A queue of its own: with the default one, its worker would take the jobs of a
+            // development server running beside the tests (against the wrong database), and
+            // that server's worker the jobs of this one.
+            .env("LABS_JOBS_NAMESPACE", labs_testkit::unique_name("jobs"))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -342,8 +346,9 @@ impl Drop for Labs {
 }
 
 /// Runs `labs` with `args` to completion: (exit status, stdout, stderr). Listeners default to
-/// free ports, so that a command that gets as far as binding never takes the development
-/// server's 8080 or 9090 (`cargo run -- serve` may be running beside the tests).
+/// free ports and the job queue to a namespace of its own, so that a command never takes the
+/// development server's 8080 or 9090 nor touches its queue (`cargo run -- serve` may be
+/// running beside the tests).
 pub fn run_labs(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let output = Command::new(LABS)
         .args(args)
@@ -352,6 +357,7 @@ pub fn run_labs(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, Str
         .env("PATH", "/usr/bin:/bin")
         .env("LABS_BIND", "127.0.0.1:0")
         .env("LABS_METRICS_BIND", "127.0.0.1:0")
+        .env("LABS_JOBS_NAMESPACE", labs_testkit::unique_name("jobs"))
         .envs(env.iter().copied())
         .output()
         .unwrap();
