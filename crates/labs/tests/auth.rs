@@ -1068,6 +1068,102 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
     );
 }
 
+/// The session cookies of a fresh cookie login, as a `cookie` header.
+async fn cookie_login(app: &Router, email: &str) -> String {
+    let answer = post(
+        app,
+        "/api/auth/token",
+        json!({"email": email, "password": PASSWORD, "setCookies": true}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    jar_of(&answer)
+}
+
+/// The `cookie` header a browser sends after `answer` set the session cookies.
+fn jar_of(answer: &Answer) -> String {
+    answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .filter(|pair| pair.starts_with("__Host-labs_"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn refresh_and_logout_take_no_body(db: PgPool) {
+    let app = auth_app(db.clone(), &[]);
+    user(&db, "ada@example.com", false, true).await;
+    let jar = cookie_login(&app, "ada@example.com").await;
+    let same = |jar: &str| {
+        [
+            ("cookie", jar.to_owned()),
+            ("sec-fetch-site", "same-origin".to_owned()),
+        ]
+    };
+    let bare = |path: &'static str, jar: &str, content: Option<(&'static str, &'static str)>| {
+        let mut request = Request::builder().method("POST").uri(path);
+        for (name, value) in same(jar) {
+            request = request.header(name, value);
+        }
+        let body = match content {
+            Some((content_type, body)) => {
+                request = request.header("content-type", content_type);
+                Body::from(body)
+            }
+            None => Body::empty(),
+        };
+        let request = request.body(body).unwrap();
+        let app = app.clone();
+        async move { send(&app, request).await }
+    };
+
+    // A bare POST (no body, no Content-Type), as `fetch(url, {method: "POST"})` sends it.
+    let refreshed = bare("/api/auth/refresh", &jar, None).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let jar = jar_of(&refreshed);
+    // The JSON `null` (what a generated client sends for "no body") is no body too.
+    let refreshed = bare(
+        "/api/auth/refresh",
+        &jar,
+        Some(("application/json", "null")),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let jar = jar_of(&refreshed);
+    // A body that is there must still be JSON.
+    let wrong = bare(
+        "/api/auth/refresh",
+        &jar,
+        Some(("text/plain", "refresh please")),
+    )
+    .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        wrong.text()
+    );
+    assert_eq!(wrong.headers["content-type"], "application/problem+json");
+    let wrong = bare("/api/auth/refresh", &jar, Some(("application/json", "[]"))).await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.text()
+    );
+
+    let out = bare("/api/auth/logout", &jar, None).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.text());
+    let after = bare("/api/auth/refresh", &jar, None).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "the session ended");
+    // No cookie and no body: 401, not 415.
+    let nobody = bare("/api/auth/logout", "", None).await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED, "{}", nobody.text());
+}
+
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn credential_endpoints_are_rate_limited_per_account_and_per_ip(db: PgPool) {
     let app = auth_app(

@@ -31,22 +31,68 @@ where
             )
             .into());
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::MalformedBody(rejection.body_text())
-                }
-            })?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => Ok(Self(value)),
-            _ => Err(ApiError::InvalidBody(
-                "The body must be a JSON object.".to_owned(),
-            )),
+        let bytes = body(req, state).await?;
+        json_object(&bytes).map(Self)
+    }
+}
+
+/// A JSON request body that may be left out: a request with an empty body (and any or no
+/// `Content-Type`), or the JSON `null`, gets `T::default()`, as if it had sent `{}`; any other
+/// body is read as [`Json`] reads it (a JSON object, with `Content-Type: application/json`). For endpoints
+/// whose every field is optional, such as a logout that the cookie alone identifies, so that
+/// a bare `POST` is not a 415.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
         }
+        if !json {
+            return Err(JsonRejection::from(
+                axum::extract::rejection::MissingJsonContentType::default(),
+            )
+            .into());
+        }
+        // `null` says "no body" too: OpenAPI describes an optional body's schema as the
+        // object or null, which is what generated clients send for "none".
+        if bytes.trim_ascii() == b"null" {
+            return Ok(Self(T::default()));
+        }
+        json_object(&bytes).map(Self)
+    }
+}
+
+/// The whole body (within the body limit).
+async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedBody(rejection.body_text())
+            }
+        })
+}
+
+/// `bytes` as a `T`, which must come from a JSON object.
+fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(value),
+        _ => Err(ApiError::InvalidBody(
+            "The body must be a JSON object.".to_owned(),
+        )),
     }
 }
 

@@ -11,7 +11,7 @@ use labs_auth::OpaqueToken;
 use labs_auth::token::hash_token;
 use labs_domain::{SessionId, UserId};
 use labs_http::ApiError;
-use labs_http::extract::Json;
+use labs_http::extract::{Json, OptionalJson};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -187,7 +187,7 @@ const INVALID_REFRESH: ApiError = ApiError::Unauthorized {
     post,
     path = "/refresh",
     tag = "auth",
-    request_body = RefreshRequest,
+    request_body(content = Option<RefreshRequest>, description = "Optional: no body, or `null`, is `{}`"),
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 401, description = "Invalid, expired, revoked or reused refresh token"),
@@ -196,7 +196,7 @@ const INVALID_REFRESH: ApiError = ApiError::Unauthorized {
 pub(crate) async fn refresh_jwt_token(
     State(state): State<Accounts>,
     headers: HeaderMap,
-    Json(request): Json<RefreshRequest>,
+    OptionalJson(request): OptionalJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let (presented, via_cookie) = match request.refresh_token {
         Some(token) => (token, false),
@@ -269,7 +269,7 @@ pub struct LogoutRequest {
     post,
     path = "/logout",
     tag = "auth",
-    request_body = LogoutRequest,
+    request_body(content = Option<LogoutRequest>, description = "Optional: no body, or `null`, is `{}`"),
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "Neither a valid access token nor a valid refresh token"),
@@ -279,7 +279,7 @@ pub struct LogoutRequest {
 pub(crate) async fn logout_user(
     State(state): State<Accounts>,
     headers: HeaderMap,
-    Json(request): Json<LogoutRequest>,
+    OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
     let (user_id, session_id) = match authenticate(&headers, &state.auth, &state.db).await? {
         Some(caller) => (caller.user.id, caller.session_id),
