@@ -16,18 +16,14 @@ dev: ## Run every role against the local Postgres and Redis (creates and migrate
 services: ## Make sure the local Postgres and Redis are installed and running
 	scripts/services.sh
 
-test: services ## The whole test suite: Rust tests (unit, integration, real processes, SMTP), then API fuzzing
-# template:begin stripe
+test: services ## The whole test suite: Rust tests (unit, integration, real processes, SMTP, a browser), then API fuzzing
 	scripts/node-tools.sh
-# template:end stripe
 	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
 	$$(scripts/python-tools.sh) scripts/check-observability.py
 
 test-rust: ## Only the Rust tests
-# template:begin stripe
 	scripts/node-tools.sh
-# template:end stripe
 	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 
 fuzz-api: ## Only the schemathesis fuzzing of the API

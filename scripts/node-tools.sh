@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Makes sure the Node.js test tools are installed: Stripe's official SDK (scripts/stripe), which
-# signs the webhook payloads the receiver's tests send. Pinned by its package-lock.json.
+# Makes sure the Node.js test tools are installed, each pinned by its package-lock.json:
+# - playwright-core (scripts/browser), which drives Debian's chromium (installed here from
+#   apt; playwright's own browser download is never used) through the docs UI;
+# - Stripe's official SDK (scripts/stripe), which signs the webhook payloads the receiver's # template:only stripe
+#   tests send. # template:only stripe
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v npm >/dev/null; then
-  echo "[node-tools] installing nodejs and npm" >&2
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
-fi
-if [ ! -d scripts/stripe/node_modules/stripe ]; then
-  echo "[node-tools] npm ci in scripts/stripe" >&2
-  (cd scripts/stripe && npm ci --no-audit --no-fund --silent >&2)
-fi
+apt_install() {
+  echo "[node-tools] installing $*" >&2
+  if [ -z "${LABS_APT_UPDATED:-}" ]; then
+    apt-get update -qq >&2
+    export LABS_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+command -v npm >/dev/null || apt_install nodejs npm
+command -v chromium >/dev/null || apt_install chromium
+npm_ci() {
+  if [ ! -d "$1/node_modules/$2" ]; then
+    echo "[node-tools] npm ci in $1" >&2
+    (cd "$1" && npm ci --no-audit --no-fund --silent >&2)
+  fi
+}
+npm_ci scripts/browser playwright-core
+npm_ci scripts/stripe stripe # template:only stripe

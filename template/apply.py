@@ -38,7 +38,6 @@ FEATURE_PATHS = {
         "docs/PAYMENTS.md",
         "scripts/fake-stripe.py",
         "scripts/stripe",
-        "scripts/node-tools.sh",
     ],
     # The template's own machinery: never part of a generated project.
     "upstream": [

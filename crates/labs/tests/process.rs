@@ -686,3 +686,60 @@ async fn metrics_count_real_requests_and_jobs_on_their_own_listener() {
         404
     );
 }
+
+/// The docs UI's "Authorize" button in a real browser (Debian's chromium, driven by
+/// playwright-core: scripts/browser/authorize.mjs): the OAuth 2.0 password form logs in, and
+/// "Try it out" on `GET /auth/me` then sends the token and gets 200 (it sent none while the
+/// operations listed only `bearerAuth`).
+#[tokio::test]
+async fn the_docs_authorize_button_logs_in_and_try_it_out_sends_the_token() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let database = TempDatabase::new("browser");
+    let server = Labs::serve(&[("DATABASE_URL", &database.url), ("LABS_ROLES", "api")]);
+    let ready = Instant::now() + Duration::from_secs(30);
+    while client()
+        .get(server.url("/api/health/ready"))
+        .send()
+        .await
+        .map_or(true, |answer| answer.status() != 200)
+    {
+        assert!(Instant::now() < ready, "the server did not get ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+
+    // Kept out of the repository: a temporary file, named in the output.
+    let screenshot = std::env::temp_dir().join(format!("{}.png", unique_name("docs-authorize")));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/browser/authorize.mjs"
+    );
+    let output = std::process::Command::new("node")
+        .arg(script)
+        .arg(server.url("/api/docs/"))
+        .arg("ada@example.com")
+        .arg(PASSWORD)
+        .arg(&screenshot)
+        .output()
+        .expect("node runs (scripts/node-tools.sh installs it, with chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser script failed: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(result["status"], 200, "{result}");
+    let me: Value = serde_json::from_str(result["body"].as_str().unwrap()).unwrap();
+    assert_eq!(me["email"], "ada@example.com", "{me}");
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 0);
+    #[expect(clippy::print_stderr, reason = "where the screenshot is")]
+    {
+        eprintln!(
+            "docs after Authorize and Try it out: {}",
+            screenshot.display()
+        );
+    }
+}
