@@ -5,7 +5,7 @@
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help dev services test test-rust fuzz-api lint fmt migrate db-migrate db-revision dev-psql dev-shell openapi sqlx-prepare sqlx-check image-build image-publish compose-up compose-down ci-containers
+.PHONY: help dev services test test-rust fuzz-api lint lint-openapi fmt migrate db-migrate db-revision dev-psql dev-shell openapi sqlx-prepare sqlx-check image-build image-publish compose-up compose-down ci-containers
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,7 @@ test: services ## The whole test suite: Rust tests (unit, integration, real proc
 	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
 	$$(scripts/python-tools.sh) scripts/check-observability.py
+	$(MAKE) --no-print-directory lint-openapi
 
 test-rust: ## Only the Rust tests
 	scripts/node-tools.sh
@@ -28,6 +29,11 @@ test-rust: ## Only the Rust tests
 
 fuzz-api: ## Only the schemathesis fuzzing of the API
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
+
+lint-openapi: ## Redocly's recommended rules on docs/openapi.json: any error fails
+	scripts/node-tools.sh
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  scripts/openapi-tools/node_modules/.bin/redocly lint --config redocly.yaml docs/openapi.json
 
 lint: ## Formatting and clippy, as CI runs them
 	cargo fmt --all -- --check

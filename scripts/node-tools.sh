@@ -2,6 +2,7 @@
 # Makes sure the Node.js test tools are installed, each pinned by its package-lock.json:
 # - playwright-core (scripts/browser), which drives Debian's chromium (installed here from
 #   apt; playwright's own browser download is never used) through the docs UI;
+# - Redocly's CLI (scripts/openapi-tools), which lints docs/openapi.json (make lint-openapi);
 # - Stripe's official SDK (scripts/stripe), which signs the webhook payloads the receiver's # template:only stripe
 #   tests send. # template:only stripe
 set -euo pipefail
@@ -23,4 +24,5 @@ npm_ci() {
   fi
 }
 npm_ci scripts/browser playwright-core
+npm_ci scripts/openapi-tools @redocly/cli
 npm_ci scripts/stripe stripe # template:only stripe
