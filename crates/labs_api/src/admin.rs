@@ -3,6 +3,9 @@
 use axum::extract::State;
 use labs_http::ApiError;
 use labs_http::extract::Json;
+use labs_jobs::QueueStats;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -22,7 +25,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
     path = "/jobs",
     tag = "admin",
     responses(
-        (status = 200, description = "Job counts", body = serde_json::Value),
+        (status = 200, description = "Job counts", body = JobStats),
         (status = 403, description = "Not an admin"),
         (status = 503, description = "Redis is not answering"),
     ),
@@ -31,12 +34,22 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
 pub(crate) async fn get_job_stats(
     State(state): State<ApiState>,
     _admin: AdminUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let stats = state.queue.stats().await.map_err(|error| {
+) -> Result<Json<JobStats>, ApiError> {
+    let queue = state.queue.stats().await.map_err(|error| {
         tracing::warn!(%error, "cannot read the queue's counts");
         ApiError::Unavailable("The job queue (Redis) is not answering.")
     })?;
-    let mut stats = serde_json::to_value(stats).map_err(ApiError::internal)?;
-    stats["outbox"] = labs_jobs::outbox::pending(&state.app.db).await?.into();
-    Ok(Json(stats))
+    let outbox = labs_jobs::outbox::pending(&state.app.db).await?;
+    Ok(Json(JobStats { queue, outbox }))
+}
+
+/// The queue's counts, and the jobs still in the Postgres outbox.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JobStats {
+    #[serde(flatten)]
+    pub(crate) queue: QueueStats,
+    /// Jobs written by a change and not yet relayed to the queue (they wait while Redis is
+    /// down, and go out when it answers).
+    pub(crate) outbox: i64,
 }

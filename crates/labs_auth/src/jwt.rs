@@ -16,12 +16,12 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use labs_domain::{SessionId, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::b64url;
 use crate::error::KeyError;
+use crate::jwks::{Jwk, JwkSet};
 
 /// Seconds of clock skew tolerated between us and a verifier.
 const LEEWAY_SECONDS: u64 = 10;
@@ -70,7 +70,7 @@ pub struct JwtKeys {
     kid: String,
     encoding: EncodingKey,
     decoding: Vec<(String, DecodingKey)>,
-    public_jwks: Vec<serde_json::Value>,
+    public_jwks: Vec<Jwk>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -115,7 +115,7 @@ impl JwtKeys {
         for public in &publics {
             let x = b64url(public);
             let kid = ed25519_thumbprint(&x);
-            public_jwks.push(json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}));
+            public_jwks.push(Jwk::ed25519(x, kid.clone()));
             decoding.push((kid, DecodingKey::from_ed_der(public)));
         }
         let kid = decoding[0].0.clone();
@@ -171,7 +171,7 @@ impl JwtKeys {
         kid: String,
         encoding: EncodingKey,
         decoding: Vec<(String, DecodingKey)>,
-        public_jwks: Vec<serde_json::Value>,
+        public_jwks: Vec<Jwk>,
         policy: TokenPolicy,
     ) -> Self {
         let mut validation = Validation::new(algorithm);
@@ -266,8 +266,10 @@ impl JwtKeys {
     }
 
     /// The JSON Web Key Set of our public keys (RFC 7517), for `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> serde_json::Value {
-        json!({ "keys": self.public_jwks })
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: self.public_jwks.clone(),
+        }
     }
 }
 
@@ -395,10 +397,11 @@ pub fn public_pem_of(private_pem: &str) -> Result<String, KeyError> {
             ttl: Duration::ZERO,
         },
     )?;
-    let x = keys.public_jwks[0]["x"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let x = keys
+        .public_jwks
+        .first()
+        .map(|jwk| jwk.x.clone())
+        .unwrap_or_default();
     use base64::Engine;
     let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(x)
@@ -411,6 +414,8 @@ pub fn public_pem_of(private_pem: &str) -> Result<String, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
     use crate::config::DEV_JWT_SIGNING_KEY;
 
     fn policy() -> TokenPolicy {
@@ -462,7 +467,8 @@ mod tests {
         let (token, _) = keys
             .issue(UserId::generate(), SessionId::generate(), false, now())
             .unwrap();
-        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_value(serde_json::to_value(keys.jwks()).unwrap()).unwrap();
         let jwk = set.find(keys.kid()).unwrap();
         let key = DecodingKey::from_jwk(jwk).unwrap();
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -483,7 +489,7 @@ mod tests {
         assert_eq!(keys.verify(&none), Err(TokenError::Malformed));
 
         // Algorithm confusion: HS256 "signed" with our public key, which anyone can fetch.
-        let public = keys.jwks()["keys"][0]["x"].as_str().unwrap().to_owned();
+        let public = keys.jwks().keys[0].x.clone();
         let mut confused_header = Header::new(Algorithm::HS256);
         confused_header.kid = Some(kid.to_owned());
         let confused = jsonwebtoken::encode(
@@ -599,7 +605,7 @@ mod tests {
         let rotated = JwtKeys::ed25519(&new_private, &old_public, policy()).unwrap();
         assert!(rotated.verify(&old_token).is_ok());
         assert_ne!(rotated.kid(), old.kid());
-        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(rotated.jwks().keys.len(), 2);
         let (new_token, _) = rotated
             .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
@@ -624,7 +630,7 @@ mod tests {
             .issue(UserId::generate(), SessionId::generate(), true, now())
             .unwrap();
         assert!(keys.verify(&token).is_ok());
-        assert_eq!(keys.jwks(), json!({"keys": []}));
+        assert_eq!(keys.jwks(), JwkSet { keys: Vec::new() });
         assert!(
             JwtKeys::hs256(&[1; 16], &[], policy()).is_err(),
             "short secrets are refused"

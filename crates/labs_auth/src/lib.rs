@@ -18,6 +18,7 @@
 
 pub mod config;
 mod error;
+pub mod jwks;
 pub mod jwt;
 pub mod material;
 pub mod password;

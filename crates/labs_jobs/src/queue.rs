@@ -324,7 +324,7 @@ fn to_chrono(at: OffsetDateTime) -> Result<chrono::DateTime<chrono::Utc>, JobsEr
 }
 
 /// Where the jobs are.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStats {
     /// Waiting for a worker, all queues together.
@@ -348,7 +348,7 @@ pub struct QueueStats {
 }
 
 /// One queue's depth.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueDepth {
     pub name: String,

@@ -64,8 +64,8 @@ where
     get,
     path = "/.well-known/jwks.json",
     tag = "auth",
-    responses((status = 200, description = "The key set", body = serde_json::Value)),
+    responses((status = 200, description = "The key set", body = labs_auth::jwks::JwkSet)),
 )]
-pub(crate) async fn get_jwks(State(state): State<Accounts>) -> Json<serde_json::Value> {
+pub(crate) async fn get_jwks(State(state): State<Accounts>) -> Json<labs_auth::jwks::JwkSet> {
     Json(state.auth.keys.jwt.jwks())
 }
