@@ -30,10 +30,11 @@ test-rust: ## Only the Rust tests
 fuzz-api: ## Only the schemathesis fuzzing of the API
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
 
-lint-openapi: ## Redocly's recommended rules on docs/openapi.json: any error fails
+lint-openapi: ## Redocly's recommended rules on docs/openapi.json (any error fails), and a hey-api SDK with no `unknown` type
 	scripts/node-tools.sh
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 	  scripts/openapi-tools/node_modules/.bin/redocly lint --config redocly.yaml docs/openapi.json
+	scripts/check-sdk-types.sh
 
 lint: ## Formatting and clippy, as CI runs them
 	cargo fmt --all -- --check

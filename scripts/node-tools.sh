@@ -2,7 +2,8 @@
 # Makes sure the Node.js test tools are installed, each pinned by its package-lock.json:
 # - playwright-core (scripts/browser), which drives Debian's chromium (installed here from
 #   apt; playwright's own browser download is never used) through the docs UI;
-# - Redocly's CLI (scripts/openapi-tools), which lints docs/openapi.json (make lint-openapi);
+# - Redocly's CLI and @hey-api/openapi-ts (scripts/openapi-tools), which lint docs/openapi.json
+#   and generate a TypeScript SDK from it (make lint-openapi);
 # - Stripe's official SDK (scripts/stripe), which signs the webhook payloads the receiver's # template:only stripe
 #   tests send. # template:only stripe
 set -euo pipefail
