@@ -762,6 +762,10 @@ async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {
     let challenge = first.json();
     assert_eq!(challenge["code"], "mfa-required");
     assert!(challenge.get("access_token").is_none());
+    assert_eq!(first.headers["content-type"], "application/problem+json");
+    // The members the document's LoginRefused schema names, of its types.
+    assert_eq!(challenge["expiresIn"], 300, "LABS_MFA_CHALLENGE_TTL: 5m");
+    assert_eq!(challenge["setCookies"], false);
     let mfa_token = challenge["mfaToken"].as_str().unwrap().to_owned();
 
     // The code that confirmed enrolment was used: replaying it in its window is refused.

@@ -1,7 +1,7 @@
 //! What the credential endpoints share: the 202 answer, the password-hashing threads, the
-//! active-account check, the full-name rule, one-time tokens, the email request body.
+//! active-account check, the full-name rule, one-time tokens, the email request body, the
+//! `mfa-required` problem's members.
 
-use crate::db::credentials::Purpose;
 use axum::http::StatusCode;
 use labs_auth::OpaqueToken;
 use labs_domain::UserId;
@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::Accounts;
+use crate::db::credentials::Purpose;
 
 /// A request was taken; what follows happens by email.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -109,4 +110,50 @@ pub(crate) async fn new_one_time_token(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct EmailRequest {
     pub email: Email,
+}
+
+/// The members an `mfa-required` problem carries beside the problem's own (RFC 9457 §3.2):
+/// what the second step of a login needs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MfaChallenge {
+    pub mfa_token: String,
+    pub expires_in: u64,
+    pub set_cookies: bool,
+}
+
+impl MfaChallenge {
+    /// The 403 `mfa-required` problem with these members.
+    pub(crate) fn into_problem(self) -> ApiError {
+        let extensions = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(members)) => members,
+            _ => serde_json::Map::new(),
+        };
+        ApiError::with_extensions(
+            StatusCode::FORBIDDEN,
+            "mfa-required",
+            "A second factor is needed: send a TOTP or recovery code with `mfaToken` to /auth/totp/verify.",
+            extensions,
+        )
+    }
+}
+
+// The 403 of a login as the OpenAPI document describes it; never built here:
+// `MfaChallenge::into_problem` makes the answer, and tests check the two agree.
+/// A login refused with 403: a problem document. With `code` `mfa-required` it also carries
+/// what the second step needs; with `email-not-verified`, nothing more.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoginRefused {
+    #[serde(flatten)]
+    pub problem: labs_http::Problem,
+    /// With `mfa-required`: send it with a TOTP or recovery code to `/auth/totp/verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    /// With `mfa-required`: seconds until `mfaToken` expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// With `mfa-required`: whether the second step answers with cookies, as the login asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_cookies: Option<bool>,
 }

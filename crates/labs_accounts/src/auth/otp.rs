@@ -11,7 +11,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::kernel::{Accepted, EmailRequest, active_account};
+use super::kernel::{Accepted, EmailRequest, LoginRefused, active_account};
 use super::limits::{self, ClientIp, Family};
 use super::password::complete_login;
 use super::session::TokenResponse;
@@ -108,7 +108,7 @@ const INVALID_CODE: ApiError = ApiError::Unauthorized {
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Wrong, expired, used or locked code"),
-        (status = 403, description = "`mfa-required`"),
+        (status = 403, description = "`mfa-required` (with `mfaToken` and `expiresIn`)", body = LoginRefused, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts"),
     ),
 )]

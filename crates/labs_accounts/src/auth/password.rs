@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 
 use super::identity::CurrentUser;
 use super::kernel::{
-    Accepted, EmailRequest, accepted, active_account, blocking, hash_password, new_one_time_token,
+    Accepted, EmailRequest, LoginRefused, MfaChallenge, accepted, active_account, blocking,
+    hash_password, new_one_time_token,
 };
 use super::limits::{self, ClientIp, Family};
 use super::session::{self, TokenResponse};
@@ -109,7 +110,7 @@ pub(crate) const BAD_CREDENTIALS: ApiError = ApiError::Unauthorized {
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Incorrect email or password"),
-        (status = 403, description = "`mfa-required` (with `mfaToken` and `expiresIn`) or `email-not-verified`"),
+        (status = 403, description = "`mfa-required` (with `mfaToken` and `expiresIn`) or `email-not-verified`", body = LoginRefused, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts"),
     ),
 )]
@@ -183,19 +184,12 @@ pub(crate) async fn complete_login(
             new_one_time_token(state, &mut tx, Some(user.id), Purpose::MfaChallenge).await?;
         tx.commit().await?;
         metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "mfa_required").increment(1);
-        let mut extensions = serde_json::Map::new();
-        extensions.insert("mfaToken".to_owned(), challenge.as_str().into());
-        extensions.insert(
-            "expiresIn".to_owned(),
-            state.auth.config.mfa_challenge_ttl.as_secs().into(),
-        );
-        extensions.insert("setCookies".to_owned(), cookies.into());
-        return Err(ApiError::with_extensions(
-            StatusCode::FORBIDDEN,
-            "mfa-required",
-            "A second factor is needed: send a TOTP or recovery code with `mfaToken` to /auth/totp/verify.",
-            extensions,
-        ));
+        return Err(MfaChallenge {
+            mfa_token: challenge.as_str().to_owned(),
+            expires_in: state.auth.config.mfa_challenge_ttl.as_secs(),
+            set_cookies: cookies,
+        }
+        .into_problem());
     }
     metrics::counter!("labs_auth_logins_total", "method" => method, "outcome" => "success")
         .increment(1);
