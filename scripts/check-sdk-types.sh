@@ -15,7 +15,9 @@ if ! scripts/openapi-tools/node_modules/.bin/openapi-ts -i ./docs/openapi.json -
   echo "sdk: @hey-api/openapi-ts could not generate a client from docs/openapi.json" >&2
   exit 1
 fi
-if grep -n -B6 '\bunknown\b' "$out/sdk/types.gen.ts" >&2; then
+# `unknown` where a type goes (`: unknown`, `unknown;`, `Array<unknown>`, `| unknown`), not
+# the word in a JSDoc description.
+if grep -n -B6 -E '(:|<|\|)[[:space:]]*unknown([[:space:]]*[;,>|)]|[[:space:]]*$)' "$out/sdk/types.gen.ts" >&2; then
   echo "sdk: the generated types above are \`unknown\`: describe that body in the handler's" \
     "utoipa::path (body = ...), then make openapi" >&2
   exit 1

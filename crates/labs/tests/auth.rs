@@ -1151,6 +1151,20 @@ async fn refresh_and_logout_take_no_body(db: PgPool) {
         wrong.text()
     );
     assert_eq!(wrong.headers["content-type"], "application/problem+json");
+    // An empty HTML form post (which a cross-site page can send without a preflight) is no
+    // JSON request, empty or not.
+    let form = bare(
+        "/api/auth/refresh",
+        &jar,
+        Some(("application/x-www-form-urlencoded", "")),
+    )
+    .await;
+    assert_eq!(
+        form.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        form.text()
+    );
     let wrong = bare("/api/auth/refresh", &jar, Some(("application/json", "[]"))).await;
     assert_eq!(
         wrong.status,

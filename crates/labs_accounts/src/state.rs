@@ -220,7 +220,7 @@ impl CookieNames {
 /// What the accounts endpoints reach: the pool, the keys and policy, the limits. One `Arc`:
 /// axum clones the state for every request, and cloning the parts one by one showed in
 /// profiles as a few percent of a whole request. The application's state offers it by
-/// `FromRef` (with `Arc<Auth>` and the pool, for the extractors), so this crate never names it.
+/// `FromRef` (the extractors need only this part), so this crate never names that state.
 #[derive(Debug, Clone)]
 pub struct Accounts(Arc<AccountsParts>);
 

@@ -36,9 +36,9 @@ where
     }
 }
 
-/// A JSON request body that may be left out: a request with an empty body (and any or no
-/// `Content-Type`), or the JSON `null`, gets `T::default()`, as if it had sent `{}`; any other
-/// body is read as [`Json`] reads it (a JSON object, with `Content-Type: application/json`). For endpoints
+/// A JSON request body that may be left out: a request with an empty body and no
+/// `Content-Type` (or a JSON one), or the JSON `null`, gets `T::default()`, as if it had sent
+/// `{}`; any other body is read as [`Json`] reads it (a JSON object, with `Content-Type: application/json`). For endpoints
 /// whose every field is optional, such as a logout that the cookie alone identifies, so that
 /// a bare `POST` is not a 415.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,8 +53,12 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = is_json(req.headers());
+        // An empty body counts as none only without a Content-Type (a bare `fetch` POST) or
+        // with a JSON one: an empty HTML form or `text/plain` POST, which a cross-site page can
+        // send without a preflight, stays a 415 as before.
+        let typed = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
         let bytes = body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) && (json || !typed) {
             return Ok(Self(T::default()));
         }
         if !json {

@@ -1,7 +1,7 @@
 //! The job payloads shared by several crates. Their handlers live in the worker crate; the
 //! payloads live here so that any crate can enqueue them without depending on the worker. A
-//! feature's own jobs live in its crate, payload and handler together (labs_billing's
-//! `ProcessStripeEvent`, labs_accounts' `PurgeExpiredCredentials`).
+//! feature's own jobs live in its crate, payload and handler together (as labs_accounts'
+//! `PurgeExpiredCredentials`).
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! `serve`: runs the roles asked for until shutdown; the first that fails stops the others.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use labs_accounts::Accounts;
@@ -97,7 +96,7 @@ pub(super) async fn serve(
     let hooks = if roles.has(Role::Hooks) {
         Some(HooksState {
             app: state.clone(),
-            secrets: Arc::new(webhook_secrets(env, &args.hooks)?),
+            secrets: std::sync::Arc::new(webhook_secrets(env, &args.hooks)?),
             tolerance: args.hooks.stripe_webhook_tolerance,
         })
     } else {

@@ -1,6 +1,6 @@
 //! `/auth`: signup and email verification, password login with an optional TOTP step, email
 //! login codes, refresh-token rotation, logout, password reset, TOTP management. The
-//! credential crypto is in `labs_auth`, the SQL in `labs_db`; here is the protocol.
+//! credential crypto is in `labs_auth`, the SQL in [`crate::db`]; here is the protocol.
 
 mod identity;
 pub(crate) mod kernel;

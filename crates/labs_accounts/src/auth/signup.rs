@@ -1,5 +1,5 @@
-//! Signup and email verification: `POST /auth/signup`, `/auth/verify-email/request`,
-//! `/auth/verify-email`.
+//! Signup and email verification: `POST /auth/signup`, `/auth/verification` (send the link
+//! again), `/auth/verify`.
 
 use crate::db::credentials::Purpose;
 use crate::db::users::NewUser;
