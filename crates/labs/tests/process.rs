@@ -743,3 +743,54 @@ async fn the_docs_authorize_button_logs_in_and_try_it_out_sends_the_token() {
         );
     }
 }
+
+/// Readiness per role, for the real binary with Redis down (nothing listens at its URL): a
+/// process of the api and hooks roles only stays in rotation and says it is degraded (limits
+/// per replica, jobs in the outbox); one that runs jobs is not ready. Postgres answers.
+#[tokio::test]
+async fn without_redis_only_the_roles_that_run_jobs_leave_rotation() {
+    let database = TempDatabase::new("roles-redis");
+    let redis_down = format!("redis://127.0.0.1:{}", labs_testkit::free_port());
+    let cases = [
+        ("api", 200),
+        ("hooks", 200),     // template:only stripe
+        ("api,hooks", 200), // template:only stripe
+        ("worker", 503),
+        ("scheduler", 503),
+    ];
+    for (roles, status) in cases {
+        let server = Labs::serve(&[
+            ("DATABASE_URL", &database.url),
+            ("REDIS_URL", &redis_down),
+            ("LABS_ROLES", roles),
+        ]);
+        // The first answers may come before the first Redis check has failed: wait for one
+        // that has looked at Redis.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (answered, body) = loop {
+            let answer = client()
+                .get(server.url("/api/health/ready"))
+                .send()
+                .await
+                .unwrap();
+            let answered = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap();
+            if body["checks"]["postgres"]["ok"] == true || Instant::now() > deadline {
+                break (answered, body);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(answered, status, "roles {roles}: {body}");
+        assert_eq!(
+            body["checks"]["redis"]["ok"], false,
+            "roles {roles}: {body}"
+        );
+        assert_eq!(
+            body["checks"]["postgres"]["ok"], true,
+            "roles {roles}: {body}"
+        );
+        // Degraded: ready without Redis.
+        assert_eq!(body["degraded"], status == 200, "roles {roles}: {body}");
+        assert_eq!(body["ready"], status == 200, "roles {roles}: {body}");
+    }
+}
