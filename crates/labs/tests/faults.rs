@@ -21,25 +21,6 @@ fn client() -> reqwest::Client {
 }
 
 /// Polls `path` until it answers `status`, within `within`.
-async fn until_status(server: &Labs, path: &str, status: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let answered = client()
-            .get(server.url(path))
-            .send()
-            .await
-            .map(|r| r.status().as_u16());
-        if answered.as_ref().ok() == Some(&status) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never answered {status} (last: {answered:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs() {
     let mut postgres = PostgresServer::start();
@@ -51,7 +32,9 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
         ("LABS_ROLES", "api"),
         ("LABS_DB_ACQUIRE_TIMEOUT", "1s"),
     ]);
-    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(10))
+        .await;
 
     // Load all along: echo never needs the database and must never fail.
     let stop = Arc::new(AtomicBool::new(false));
@@ -77,7 +60,9 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
     }
 
     postgres.stop();
-    until_status(&server, "/api/health/ready", 503, Duration::from_secs(10)).await;
+    server
+        .until_status("/api/health/ready", 503, Duration::from_secs(10))
+        .await;
     // A request that needs the database gets a clear 503 problem, in bounded time.
     let started = Instant::now();
     let login = client()
@@ -95,7 +80,9 @@ async fn a_postgres_restart_under_load_is_503_then_heals_without_restarting_labs
     );
 
     postgres.restart();
-    until_status(&server, "/api/health/ready", 200, Duration::from_secs(20)).await;
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(20))
+        .await;
     let login = client()
         .post(server.url("/api/auth/token"))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
@@ -129,7 +116,9 @@ async fn an_exhausted_pool_answers_503_in_bounded_time() {
         ("LABS_DB_ACQUIRE_TIMEOUT", "500ms"),
         ("LABS_DB_STATEMENT_TIMEOUT", "2s"),
     ]);
-    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(10))
+        .await;
 
     // Another session locks the users table: the login's query waits on the lock while
     // holding the pool's only connection.
@@ -177,7 +166,9 @@ async fn an_exhausted_pool_answers_503_in_bounded_time() {
 async fn sigterm_under_load_fails_no_request_that_reached_labs() {
     let database = TempDatabase::new("sigterm");
     let mut server = Labs::serve(&[("DATABASE_URL", &database.url), ("LABS_ROLES", "api")]);
-    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(10))
+        .await;
     let stop = Arc::new(AtomicBool::new(false));
     let answered_ok = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
@@ -244,7 +235,9 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         ("LABS_ROLES", "api"),
         ("LABS_HEADER_READ_TIMEOUT", "1s"),
     ]);
-    until_status(&server, "/api/health/ready", 200, Duration::from_secs(10)).await;
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(10))
+        .await;
     let address = server.address;
     let slow = std::thread::spawn(move || {
         let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -318,7 +311,9 @@ async fn a_redis_outage_fails_no_request_and_loses_no_email() {
         ("LABS_ARGON2_MEMORY_KIB", "1024"),
         ("LABS_ARGON2_ITERATIONS", "1"),
     ]);
-    until_status(&server, "/api/health/ready", 200, Duration::from_secs(15)).await;
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(15))
+        .await;
 
     let password = "correct horse battery staple";
     let signed_up = Arc::new(AtomicU64::new(0));

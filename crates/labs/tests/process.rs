@@ -696,16 +696,9 @@ async fn the_docs_authorize_button_logs_in_and_try_it_out_sends_the_token() {
     const PASSWORD: &str = "correct horse battery staple";
     let database = TempDatabase::new("browser");
     let server = Labs::serve(&[("DATABASE_URL", &database.url), ("LABS_ROLES", "api")]);
-    let ready = Instant::now() + Duration::from_secs(30);
-    while client()
-        .get(server.url("/api/health/ready"))
-        .send()
-        .await
-        .map_or(true, |answer| answer.status() != 200)
-    {
-        assert!(Instant::now() < ready, "the server did not get ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server
+        .until_status("/api/health/ready", 200, Duration::from_secs(30))
+        .await;
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
     common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
 

@@ -58,12 +58,7 @@ pub fn finish(mut document: utoipa::openapi::OpenApi, root_path: &str) -> utoipa
 
     let problem = ResponseBuilder::new()
         .description("An error, described by RFC 9457 problem details")
-        .content(
-            PROBLEM_JSON,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
+        .content(PROBLEM_JSON, problem_content())
         .build();
     let components = document.components.get_or_insert_with(Default::default);
     components
@@ -131,6 +126,13 @@ fn accept_oauth2_where_bearer(operation: &mut Operation) {
     }
 }
 
+/// A problem document's content: the `Problem` schema.
+fn problem_content() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
+}
+
 /// Every error answer (4xx, 5xx) is a problem document: a handler's `(status = 401,
 /// description = "...")` says when, this says what, so that generated clients type the error
 /// of every operation (they typed most as `unknown` when only `default` had a body).
@@ -140,14 +142,9 @@ fn describe_errors_as_problems(operation: &mut Operation) {
         if let (true, RefOr::T(response)) = (is_error, response)
             && response.content.is_empty()
         {
-            response.content.insert(
-                PROBLEM_JSON.to_owned(),
-                RefOr::T(
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                ),
-            );
+            response
+                .content
+                .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
         }
     }
 }

@@ -293,6 +293,30 @@ impl Labs {
             .unwrap()
     }
 
+    /// Waits until `path` answers `status` (asserting it does within `within`).
+    pub async fn until_status(&self, path: &str, status: u16, within: Duration) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let answered = client
+                .get(self.url(path))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            if answered.as_ref().ok() == Some(&status) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} never answered {status} (last: {answered:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
