@@ -408,6 +408,42 @@ async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {
     )
     .await;
     assert_eq!(nul.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(nul.json()["errors"][0]["pointer"], "/fullName");
+    assert_eq!(nul.json()["errors"][0]["code"], "control-characters");
+
+    // Every failing field at once, each located and named by its rule: not only the first.
+    let everything_wrong = post(
+        &app,
+        "/api/auth/signup",
+        json!({"email": "not-an-email", "password": "short", "fullName": "x".repeat(201), "age": 3}),
+    )
+    .await;
+    assert_eq!(everything_wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problem = everything_wrong.json();
+    assert_eq!(problem["code"], "invalid-body");
+    let located: Vec<(&str, &str)> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["pointer"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        located,
+        [
+            ("/age", "unknown-field"),
+            ("/email", "invalid-email"),
+            ("/fullName", "too-long"),
+            ("/password", "too-short"),
+        ],
+        "{problem}"
+    );
+    let nothing = post(&app, "/api/auth/signup", json!({})).await;
+    assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(nothing.json()["errors"][0]["pointer"], "/email");
+    assert_eq!(nothing.json()["errors"][1]["pointer"], "/password");
+    assert_eq!(nothing.json()["errors"][1]["code"], "missing");
+    // Nothing of it was stored.
+    assert_eq!(labs_accounts::db::users::count(&db).await.unwrap(), 2);
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -1311,8 +1347,21 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
     .json();
     assert_eq!(past_the_end["items"], json!([]));
     assert_eq!(past_the_end["total"], 3);
-    let bad = call(&app, "GET", "/api/users?limit=1000", None, &as_admin).await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A validation failure of the query: 422 (was 400), with every failing parameter named.
+    let bad = call(
+        &app,
+        "GET",
+        "/api/users?limit=1000&offset=2000000",
+        None,
+        &as_admin,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = bad.json();
+    assert_eq!(refused["code"], "invalid-query");
+    assert_eq!(refused["errors"][0]["pointer"], "limit");
+    assert_eq!(refused["errors"][0]["code"], "out-of-range");
+    assert_eq!(refused["errors"][1]["pointer"], "offset");
 
     let renamed = call(
         &app,
@@ -1385,12 +1434,10 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
         .await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{method}");
     }
-    assert_eq!(
-        call(&app, "GET", "/api/users/not-a-uuid", None, &as_admin)
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
+    // A validation failure of the path: 422 (was 400), naming the parameter.
+    let not_an_id = call(&app, "GET", "/api/users/not-a-uuid", None, &as_admin).await;
+    assert_eq!(not_an_id.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(not_an_id.json()["errors"][0]["pointer"], "id");
     let deleted = call(
         &app,
         "DELETE",

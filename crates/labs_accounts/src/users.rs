@@ -4,9 +4,9 @@
 use crate::db::users::{NewUser, UserChanges};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
-use labs_domain::{Email, Password, UserId};
-use labs_http::ApiError;
+use labs_domain::{Email, FullName, Password, UserId};
 use labs_http::extract::{Json, Path, Query};
+use labs_http::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::Accounts;
 use crate::account::UserOut;
 use crate::auth::AdminUser;
-use crate::auth::kernel::{check_full_name, hash_password};
+use crate::auth::kernel::hash_password;
 
 pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
@@ -82,10 +82,23 @@ pub(crate) async fn get_users_with_limits(
     _admin: AdminUser,
     Query(page): Query<Page>,
 ) -> Result<Json<UserPage>, ApiError> {
-    if !(1..=100).contains(&page.limit) || page.offset > 1_000_000 {
-        return Err(ApiError::InvalidQuery(
-            "`limit` must be 1 to 100 and `offset` 0 to 1000000.".to_owned(),
+    let mut errors = Vec::new();
+    if !(1..=100).contains(&page.limit) {
+        errors.push(FieldError::new(
+            "limit",
+            "out-of-range",
+            "`limit` must be 1 to 100",
         ));
+    }
+    if page.offset > 1_000_000 {
+        errors.push(FieldError::new(
+            "offset",
+            "out-of-range",
+            "`offset` must be 0 to 1000000",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidQuery(errors));
     }
     let (items, total) =
         crate::db::users::page(&state.db, i64::from(page.offset), i64::from(page.limit)).await?;
@@ -127,9 +140,9 @@ pub(crate) async fn get_user_by_id(
 pub struct CreateUser {
     pub email: Email,
     pub password: Password,
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    #[serde(default)]
-    pub full_name: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    #[serde(default, deserialize_with = "labs_domain::full_name::optional")]
+    pub full_name: Option<FullName>,
     #[serde(default)]
     pub is_admin: bool,
     /// Consider the address verified (the admin vouches for it). Default: true.
@@ -159,12 +172,11 @@ pub(crate) async fn create_user(
     AdminUser(admin): AdminUser,
     Json(request): Json<CreateUser>,
 ) -> Result<(StatusCode, Json<UserOut>), ApiError> {
-    let full_name = check_full_name(request.full_name.as_deref())?;
     let password_hash = hash_password(&state, &request.password).await?;
     let new = NewUser {
         id: UserId::generate(),
         email: request.email.as_str(),
-        full_name,
+        full_name: request.full_name.as_ref().map(FullName::as_str),
         password_hash: Some(&password_hash),
         is_admin: request.is_admin,
         verified: request.email_verified,
@@ -182,9 +194,9 @@ pub(crate) async fn create_user(
 pub struct UpdateUser {
     #[serde(default)]
     pub email: Option<Email>,
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    #[serde(default)]
-    pub full_name: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    #[serde(default, deserialize_with = "labs_domain::full_name::optional")]
+    pub full_name: Option<FullName>,
     /// A new password; ends every session of the account.
     #[serde(default)]
     pub password: Option<Password>,
@@ -225,14 +237,13 @@ pub(crate) async fn update_user(
     {
         return Err(NOT_ON_SELF);
     }
-    let full_name = check_full_name(request.full_name.as_deref())?;
     let password_hash = match &request.password {
         Some(password) => Some(hash_password(&state, password).await?),
         None => None,
     };
     let changes = UserChanges {
         email: request.email.as_ref().map(Email::as_str),
-        full_name,
+        full_name: request.full_name.as_ref().map(FullName::as_str),
         password_hash: password_hash.as_deref(),
         is_admin: request.is_admin,
         is_active: request.is_active,

@@ -96,6 +96,7 @@ pub fn finish(mut document: utoipa::openapi::OpenApi, root_path: &str) -> utoipa
         ];
         for operation in operations.into_iter().flatten() {
             add_default_problem(operation);
+            add_validation_problem(operation);
             describe_errors_as_problems(operation);
             accept_oauth2_where_bearer(operation);
             say_when_public(operation);
@@ -110,6 +111,35 @@ fn add_default_problem(operation: &mut Operation) {
         .responses
         .entry("default".to_owned())
         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(PROBLEM_RESPONSE)));
+}
+
+/// Every operation that reads content from the request (a body, query or path parameters)
+/// may refuse it with a 422 listing every failing field (docs/API-CONVENTIONS.md): said here
+/// once, so that a new handler cannot forget it.
+fn add_validation_problem(operation: &mut Operation) {
+    let reads_content = operation.request_body.is_some()
+        || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if !reads_content {
+        return;
+    }
+    let response = operation
+        .responses
+        .responses
+        .entry("422".to_owned())
+        .or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("The request's content is invalid")
+                    .build(),
+            )
+        });
+    if let RefOr::T(response) = response
+        && !response.description.contains("`errors`")
+    {
+        response
+            .description
+            .push_str(": `errors` lists every failing field");
+    }
 }
 
 /// Every operation that takes the Bearer token takes it from the OAuth 2.0 password flow

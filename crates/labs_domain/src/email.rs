@@ -116,7 +116,7 @@ impl std::fmt::Display for Email {
 impl<'de> Deserialize<'de> for Email {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
+        Self::parse(&raw).map_err(|e| crate::refusal::refuse("invalid-email", e))
     }
 }
 

@@ -3,9 +3,12 @@
 //! a rule is written once.
 
 mod email;
+pub mod full_name;
 mod ids;
 pub mod password;
+pub mod refusal;
 
 pub use email::{Email, InvalidEmail};
+pub use full_name::{FullName, InvalidFullName};
 pub use ids::{SessionId, UserId};
 pub use password::{InvalidPassword, Password};

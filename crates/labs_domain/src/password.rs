@@ -25,6 +25,16 @@ pub enum InvalidPassword {
     TooLong,
 }
 
+impl InvalidPassword {
+    /// The stable code of the rule broken.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooShort => "too-short",
+            Self::TooLong => "too-long",
+        }
+    }
+}
+
 impl Password {
     /// Checks a new password (signup, reset, admin create). Unicode is welcome: the length is
     /// counted in characters.
@@ -53,7 +63,7 @@ impl std::fmt::Debug for Password {
 impl<'de> Deserialize<'de> for Password {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Self::new(raw).map_err(serde::de::Error::custom)
+        Self::new(raw).map_err(|e| crate::refusal::refuse(e.code(), e))
     }
 }
 

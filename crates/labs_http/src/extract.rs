@@ -1,8 +1,10 @@
 //! Extractors whose rejections are [`ApiError`]s, so that a malformed body, a wrong type in
 //! the query string or a bad path segment get the same problem+json answer as every other
-//! error. Handlers use these instead of axum's own `Json`, `Query` and `Path`.
+//! error, listing every failing field ([`crate::validation`]). Handlers use these instead of
+//! axum's own `Json`, `Query`, `Path` and `Form`.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::problem::ApiError;
+use crate::validation::{self, FieldError};
 
 /// A JSON request or response body.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,7 +20,7 @@ pub struct Json<T>(pub T);
 
 impl<T, S> FromRequest<S> for Json<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + utoipa::PartialSchema,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -46,7 +49,7 @@ pub struct OptionalJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
 where
-    T: DeserializeOwned + Default,
+    T: DeserializeOwned + utoipa::PartialSchema + Default,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -89,15 +92,30 @@ async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Byt
         })
 }
 
-/// `bytes` as a `T`, which must come from a JSON object.
-fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(value),
-        _ => Err(ApiError::InvalidBody(
-            "The body must be a JSON object.".to_owned(),
-        )),
+/// `bytes` as a `T`, which must come from a JSON object. Read directly first; only a body
+/// that does not fit is read again, to list every failing field.
+fn json_object<T: DeserializeOwned + utoipa::PartialSchema>(bytes: &[u8]) -> Result<T, ApiError> {
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if object {
+        match serde_json::from_slice::<T>(bytes) {
+            Ok(value) => return Ok(value),
+            Err(error) if error.is_data() => {}
+            Err(error) => return Err(malformed(&error)),
+        }
     }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+    if !object {
+        return Err(ApiError::invalid_body(
+            "",
+            "not-an-object",
+            "The body must be a JSON object.",
+        ));
+    }
+    validation::json_object(value).map_err(ApiError::InvalidBody)
+}
+
+fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::MalformedBody(format!("The body is not valid JSON: {error}"))
 }
 
 /// `application/json`, or any `application/*+json` type (as axum's own check).
@@ -127,7 +145,9 @@ impl<T: Serialize> IntoResponse for Json<T> {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(e) => Self::InvalidBody(e.body_text()),
+            JsonRejection::JsonDataError(e) => {
+                Self::invalid_body("", "invalid-value", &e.body_text())
+            }
             JsonRejection::JsonSyntaxError(e) => Self::MalformedBody(e.body_text()),
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
                 "Expected a body with `Content-Type: application/json`.".to_owned(),
@@ -152,17 +172,54 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(rejection.into()),
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        match serde_urlencoded::from_str::<T>(query) {
+            Ok(value) => Ok(Self(value)),
+            Err(_) => validation::urlencoded(query.as_bytes(), str::to_owned)
+                .map(Self)
+                .map_err(ApiError::InvalidQuery),
         }
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        Self::InvalidQuery(rejection.body_text())
+/// An `application/x-www-form-urlencoded` body (the OAuth 2.0 token endpoint's), whose
+/// failing fields are located as a JSON body's are (`/username`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Form<T>(pub T);
+
+impl<T, S> FromRequest<S> for Form<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return Err(ApiError::UnsupportedMediaType(
+                "Expected a body with `Content-Type: application/x-www-form-urlencoded`."
+                    .to_owned(),
+            ));
+        }
+        let bytes = body(req, state).await?;
+        match serde_urlencoded::from_bytes::<T>(&bytes) {
+            Ok(value) => Ok(Self(value)),
+            Err(_) => validation::urlencoded(&bytes, |field| format!("/{field}"))
+                .map(Self)
+                .map_err(ApiError::InvalidBody),
+        }
     }
 }
 
@@ -180,7 +237,21 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(rejection.into()),
+            Err(rejection) => {
+                let mut error = ApiError::from(rejection);
+                // A route with one parameter is read as a bare value, so axum's error names no
+                // segment: it is that one.
+                if let ApiError::InvalidPath(errors) = &mut error
+                    && let Ok(params) =
+                        axum::extract::RawPathParams::from_request_parts(parts, state).await
+                    && let [(name, _)] = params.iter().collect::<Vec<_>>().as_slice()
+                {
+                    for unnamed in errors.iter_mut().filter(|e| e.pointer.is_empty()) {
+                        unnamed.pointer = (*name).to_owned();
+                    }
+                }
+                Err(error)
+            }
         }
     }
 }
@@ -188,7 +259,16 @@ where
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         match rejection {
-            PathRejection::FailedToDeserializePathParams(e) => Self::InvalidPath(e.body_text()),
+            PathRejection::FailedToDeserializePathParams(e) => {
+                // The segment's name where axum knows it ("" for the path as a whole).
+                let name = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                    _ => String::new(),
+                };
+                Self::InvalidPath(vec![FieldError::new(name, "invalid-value", &e.body_text())])
+            }
             // The route and the handler disagree: a bug, not the caller's fault.
             other => Self::internal(other.body_text()),
         }

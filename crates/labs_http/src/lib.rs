@@ -20,8 +20,10 @@ pub mod request_id;
 pub mod root_path;
 pub mod serve;
 pub mod state;
+pub mod validation;
 pub mod wire;
 
 pub use config::HttpConfig;
 pub use problem::{ApiError, Problem};
 pub use state::AppState;
+pub use validation::FieldError;

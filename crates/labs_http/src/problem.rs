@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::request_id::current_request_id;
+use crate::validation::{FieldError, summary};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -44,6 +45,10 @@ pub struct Problem {
     /// The request's id (also in the `x-request-id` header), to quote when asking for help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Every failing field, when the request's content caused the problem (`invalid-body`,
+    /// `invalid-query`, `invalid-path`, `malformed-body`): all of them, not only the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
     /// Members specific to one kind of problem (RFC 9457 §3.2), such as `mfaToken` on
     /// `mfa-required`; documented with the operations that return them.
     #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -57,15 +62,16 @@ pub enum ApiError {
     /// The JSON body is not valid JSON, or could not be read.
     #[error("{0}")]
     MalformedBody(String),
-    /// The body is valid JSON but not of the expected shape or values.
-    #[error("{0}")]
-    InvalidBody(String),
-    /// The query string does not fit the endpoint's parameters.
-    #[error("{0}")]
-    InvalidQuery(String),
+    /// The body is valid JSON (or a form) but not of the expected shape or values: every
+    /// failing field, each located by a JSON Pointer.
+    #[error("{}", summary(.0))]
+    InvalidBody(Vec<FieldError>),
+    /// The query string does not fit the endpoint's parameters: every failing one, by name.
+    #[error("{}", summary(.0))]
+    InvalidQuery(Vec<FieldError>),
     /// A path segment does not fit the endpoint's parameters.
-    #[error("{0}")]
-    InvalidPath(String),
+    #[error("{}", summary(.0))]
+    InvalidPath(Vec<FieldError>),
     /// The body is not of a media type the endpoint accepts.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -128,15 +134,17 @@ impl ApiError {
     /// The HTTP status of each kind of error: the one place that decides it.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedBody(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => {
-                StatusCode::BAD_REQUEST
+            Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            // One status for every validation failure, body, query or path alike (422, as
+            // FastAPI answers): docs/API-CONVENTIONS.md.
+            Self::InvalidBody(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) | Self::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -188,6 +196,28 @@ impl ApiError {
         }
     }
 
+    /// A body refused for one field, at the JSON Pointer `pointer`, breaking the rule `code`.
+    pub fn invalid_body(pointer: &str, code: &str, detail: &str) -> Self {
+        Self::InvalidBody(vec![FieldError::new(pointer, code, detail)])
+    }
+
+    /// A query refused for one parameter.
+    pub fn invalid_query(name: &str, code: &str, detail: &str) -> Self {
+        Self::InvalidQuery(vec![FieldError::new(name, code, detail)])
+    }
+
+    /// The field errors this error carries: those of refused content, none otherwise.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            Self::InvalidBody(errors) | Self::InvalidQuery(errors) | Self::InvalidPath(errors) => {
+                errors.clone()
+            }
+            Self::MalformedBody(detail) => vec![FieldError::new("", "malformed-json", detail)],
+            Self::Problem(problem) => problem.errors.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Wraps any error as an internal one.
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(error.into())
@@ -220,6 +250,7 @@ impl ApiError {
             detail: self.detail(),
             code: code.into_owned(),
             request_id: current_request_id(),
+            errors: self.field_errors(),
             extensions: serde_json::Map::new(),
         }
     }
@@ -238,6 +269,7 @@ impl ApiError {
             detail: detail.to_owned(),
             code: code.to_owned(),
             request_id: None,
+            errors: Vec::new(),
             extensions,
         }))
     }

@@ -64,21 +64,6 @@ pub(crate) async fn hash_password(
         .map_err(ApiError::internal)
 }
 
-pub(crate) fn check_full_name(name: Option<&str>) -> Result<Option<&str>, ApiError> {
-    match name.map(str::trim) {
-        // Control characters (NUL above all, which Postgres text cannot hold) have no place in
-        // a name.
-        Some(name) if name.chars().any(char::is_control) => Err(ApiError::InvalidBody(
-            "`fullName` must not contain control characters.".to_owned(),
-        )),
-        Some(name) if name.chars().count() > 200 => Err(ApiError::InvalidBody(
-            "`fullName` must be at most 200 characters long.".to_owned(),
-        )),
-        Some("") | None => Ok(None),
-        Some(name) => Ok(Some(name)),
-    }
-}
-
 /// Stores a new one-time token of `user_id` for `purpose` (voiding earlier ones) and returns
 /// it. With `None` (an address without an account), the same work stores nothing.
 pub(crate) async fn new_one_time_token(

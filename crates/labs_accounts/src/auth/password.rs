@@ -10,7 +10,7 @@ use labs_auth::Verification;
 use labs_auth::token::hash_token;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
-use labs_http::extract::Json;
+use labs_http::extract::{Form, Json};
 use labs_jobs::jobs::Email as Message;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -69,16 +69,16 @@ impl<S: Send + Sync> FromRequest<S> for Login {
             let Json(login) = Json::<LoginRequest>::from_request(request, state).await?;
             return Ok(Self(login));
         }
-        let axum::Form(form) = axum::Form::<OAuthPasswordForm>::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::InvalidBody(rejection.body_text()))?;
+        let Form(form) = Form::<OAuthPasswordForm>::from_request(request, state).await?;
         if form
             .grant_type
             .as_deref()
             .is_some_and(|grant| grant != "password")
         {
-            return Err(ApiError::InvalidBody(
-                "`grant_type` must be `password`.".to_owned(),
+            return Err(ApiError::invalid_body(
+                "/grant_type",
+                "unsupported-grant-type",
+                "`grant_type` must be `password`.",
             ));
         }
         Ok(Self(LoginRequest {

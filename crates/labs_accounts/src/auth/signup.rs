@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use labs_auth::Verification;
 use labs_auth::token::hash_token;
 use labs_domain::UserId;
-use labs_domain::{Email, Password};
+use labs_domain::{Email, FullName, Password};
 use labs_http::ApiError;
 use labs_http::extract::Json;
 use labs_jobs::jobs::Email as Message;
@@ -17,8 +17,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 
 use super::kernel::{
-    Accepted, EmailRequest, accepted, active_account, blocking, check_full_name, hash_password,
-    new_one_time_token,
+    Accepted, EmailRequest, accepted, active_account, blocking, hash_password, new_one_time_token,
 };
 use super::limits::{self, ClientIp, Family};
 use crate::account::UserOut;
@@ -31,9 +30,9 @@ pub struct SignupRequest {
     pub email: Email,
     pub password: Password,
     /// How to address the user (at most 200 characters).
-    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    #[serde(default)]
-    pub full_name: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    #[serde(default, deserialize_with = "labs_domain::full_name::optional")]
+    pub full_name: Option<FullName>,
 }
 
 /// Create an account.
@@ -57,7 +56,6 @@ pub(crate) async fn signup_user(
     ip: ClientIp,
     Json(request): Json<SignupRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let full_name = check_full_name(request.full_name.as_deref())?;
     limits::check(&state, Family::Signup, ip, Some(request.email.as_str())).await?;
     // Hashed even when the address is taken: both answers take the same time.
     let password_hash = hash_password(&state, &request.password).await?;
@@ -65,7 +63,7 @@ pub(crate) async fn signup_user(
     let new = NewUser {
         id: UserId::generate(),
         email: request.email.as_str(),
-        full_name,
+        full_name: request.full_name.as_ref().map(FullName::as_str),
         password_hash: Some(&password_hash),
         is_admin: false,
         verified: false,
@@ -208,9 +206,10 @@ pub(crate) async fn verify_user(
         .ok_or(INVALID_LINK)?;
     if let Some(stored) = found.password_hash {
         let password = request.password.ok_or_else(|| {
-            ApiError::InvalidBody(
-                "`password` is required: type the password this account was created with."
-                    .to_owned(),
+            ApiError::invalid_body(
+                "/password",
+                "missing",
+                "`password` is required: type the password this account was created with.",
             )
         })?;
         if password.len() > labs_domain::password::MAX_BYTES {
