@@ -18,12 +18,5 @@ apt_install() {
 }
 command -v npm >/dev/null || apt_install nodejs npm
 command -v chromium >/dev/null || apt_install chromium
-npm_ci() {
-  if [ ! -d "$1/node_modules/$2" ]; then
-    echo "[node-tools] npm ci in $1" >&2
-    (cd "$1" && npm ci --no-audit --no-fund --silent >&2)
-  fi
-}
-npm_ci scripts/browser playwright-core
-npm_ci scripts/openapi-tools @redocly/cli
-npm_ci scripts/stripe stripe # template:only stripe
+scripts/npm-ci.sh scripts/browser scripts/openapi-tools
+scripts/npm-ci.sh scripts/stripe # template:only stripe
