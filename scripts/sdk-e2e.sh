@@ -56,16 +56,12 @@ trap cleanup EXIT
   >"$work/smtp.log" 2>&1 &
 smtp=$!
 processes+=("$smtp")
-for _ in $(seq 150); do
+deadline=$((SECONDS + 15))
+until (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; do
   kill -0 "$smtp" 2>/dev/null || { cat "$work/smtp.log" >&2; log "aiosmtpd exited"; exit 1; }
-  (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null && break
+  [ "$SECONDS" -lt "$deadline" ] || { cat "$work/smtp.log" >&2; log "aiosmtpd did not listen within 15s"; exit 1; }
   sleep 0.1
 done
-
-# The TypeScript, built while the server starts (into the work folder: nothing lands in the
-# checkout); `type: module` makes node read the output as the ES modules it is.
-(cd clients/typescript && node_modules/.bin/tsc --strict -p . --outDir "$work/js")
-echo '{"type": "module"}' >"$work/js/package.json"
 
 env LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:0" DATABASE_URL="$database" \
   LABS_LOG_FORMAT=json LABS_SMTP_URL="smtp://127.0.0.1:$smtp_port" \
@@ -73,6 +69,10 @@ env LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:0" DATABASE_URL="$d
   "$bin" serve --role api,worker,scheduler >"$server_log" 2>&1 &
 server=$!
 processes+=("$server")
+# The TypeScript, built while the server starts, into the work folder (nothing lands in the
+# checkout); `type: module` makes node read the output as the ES modules it is.
+(cd clients/typescript && node_modules/.bin/tsc --strict -p . --outDir "$work/js")
+echo '{"type": "module"}' >"$work/js/package.json"
 scripts/wait-for-server.sh "the SDK's server (labs serve --role api,worker,scheduler)" "$server" \
   "http://127.0.0.1:$port/api/health/ready" "$server_log" 60
 
