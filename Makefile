@@ -5,10 +5,10 @@
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help dev services test test-rust fuzz-api lint lint-openapi fmt migrate db-migrate db-revision dev-psql dev-shell openapi sqlx-prepare sqlx-check image-build image-publish compose-up compose-down ci-containers
+.PHONY: help dev services test test-rust fuzz-api client check-client sdk-e2e lint lint-openapi fmt migrate db-migrate db-revision dev-psql dev-shell openapi sqlx-prepare sqlx-check image-build image-publish compose-up compose-down ci-containers
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 dev: ## Run every role against the local Postgres and Redis (creates and migrates the database)
 	cargo run -- serve
@@ -16,10 +16,12 @@ dev: ## Run every role against the local Postgres and Redis (creates and migrate
 services: ## Make sure the local Postgres and Redis are installed and running
 	scripts/services.sh
 
-test: services ## The whole test suite: Rust tests (unit, integration, real processes, SMTP, a browser), then API fuzzing
+test: services ## The whole test suite: Rust tests (unit, integration, real processes, SMTP, a browser), API fuzzing, the TypeScript SDK
 	scripts/node-tools.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) LABS_TEST_PYTHON=$$(scripts/python-tools.sh) cargo test --workspace --locked
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
+	$(MAKE) --no-print-directory check-client
+	$(MAKE) --no-print-directory sdk-e2e
 	$$(scripts/python-tools.sh) scripts/check-observability.py
 	$(MAKE) --no-print-directory lint-openapi
 
@@ -29,6 +31,15 @@ test-rust: ## Only the Rust tests
 
 fuzz-api: ## Only the schemathesis fuzzing of the API
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/fuzz-api.sh
+
+client: ## Regenerate the TypeScript SDK (clients/typescript/src/gen) from docs/openapi.json
+	scripts/client.sh
+
+check-client: ## Fail if clients/typescript/src/gen is not what docs/openapi.json generates; tsc --strict over the SDK
+	scripts/client.sh --check
+
+sdk-e2e: ## The TypeScript SDK against a live server: signup, confirm by email, login, me, refresh, TOTP, logout
+	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/sdk-e2e.sh
 
 lint-openapi: ## Redocly's recommended rules on docs/openapi.json (any error fails), and a hey-api SDK with no `unknown` type
 	scripts/node-tools.sh
@@ -76,8 +87,9 @@ compose-down: ## Stop the development stack (volumes kept; add -v to docker comp
 ci-containers: ## The container checks CI runs: images, compose files, Helm chart
 	.ci/containers.sh
 
-openapi: ## Regenerate docs/openapi.json (the snapshot the tests compare against)
+openapi: ## Regenerate docs/openapi.json (the snapshot the tests compare against), then the TypeScript SDK from it
 	cargo run -q -- openapi > docs/openapi.json
+	scripts/client.sh
 
 sqlx-prepare: ## Regenerate .sqlx/ (offline query data) after changing a query or a migration
 	LABS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) scripts/sqlx-prepare.sh

@@ -2,8 +2,10 @@
 # Makes sure the Node.js test tools are installed, each pinned by its package-lock.json:
 # - playwright-core (scripts/browser), which drives Debian's chromium (installed here from
 #   apt; playwright's own browser download is never used) through the docs UI;
-# - Redocly's CLI and @hey-api/openapi-ts (scripts/openapi-tools), which lint docs/openapi.json
-#   and generate a TypeScript SDK from it (make lint-openapi);
+# - Redocly's CLI (scripts/openapi-tools), which lints docs/openapi.json (make lint-openapi);
+# - the TypeScript SDK's own tools (clients/typescript): @hey-api/openapi-ts, which generates
+#   it (make client) and checks it current and typed (make check-client, make lint-openapi),
+#   and TypeScript, which type-checks it and builds its end-to-end script (make sdk-e2e);
 # - Stripe's official SDK (scripts/stripe), which signs the webhook payloads the receiver's # template:only stripe
 #   tests send. # template:only stripe
 set -euo pipefail
@@ -18,12 +20,5 @@ apt_install() {
 }
 command -v npm >/dev/null || apt_install nodejs npm
 command -v chromium >/dev/null || apt_install chromium
-npm_ci() {
-  if [ ! -d "$1/node_modules/$2" ]; then
-    echo "[node-tools] npm ci in $1" >&2
-    (cd "$1" && npm ci --no-audit --no-fund --silent >&2)
-  fi
-}
-npm_ci scripts/browser playwright-core
-npm_ci scripts/openapi-tools @redocly/cli
-npm_ci scripts/stripe stripe # template:only stripe
+scripts/npm-ci.sh scripts/browser scripts/openapi-tools clients/typescript
+scripts/npm-ci.sh scripts/stripe # template:only stripe

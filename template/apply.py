@@ -15,7 +15,9 @@ It does what Liquid placeholders cannot do in a tree that must also build as it 
    `labs::`) snake_case, and any other `labs` (binary, image, chart, database, prose) the
    kebab-case project name. File and directory names follow the same rules.
 3. The default root path (`/api`), where it stands alone as a path.
-4. The answers are kept in `.template-values.toml`, so that `scripts/template-sync.sh` can
+4. The TypeScript SDK (clients/typescript) is regenerated from the new service's
+   docs/openapi.json, with the service's own pinned generator (scripts/client.sh).
+5. The answers are kept in `.template-values.toml`, so that `scripts/template-sync.sh` can
    regenerate the template later and merge its improvements (README, "Start a new service").
 
 Only the standard library: it runs before anything of the new project is built.
@@ -95,6 +97,7 @@ def main() -> None:
     (root / ".template-values.toml").write_text(values_file(answers), encoding="utf-8")
     remove(root / "template")
     finish_with_cargo(root)
+    finish_with_node(root)
 
 
 def read_answers(path: Path) -> dict:
@@ -264,6 +267,22 @@ def finish_with_cargo(root: Path) -> None:
         result = subprocess.run(command, cwd=root, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"apply.py: `{' '.join(command)}` failed: {result.stderr.strip()}", file=sys.stderr)
+
+
+def finish_with_node(root: Path) -> None:
+    """The TypeScript SDK regenerated from the service's own docs/openapi.json (scripts/client.sh,
+    which `make client` runs), so that the service's `make check-client` finds it current.
+    A generator, not the renaming, is what says which SDK a document has: without Stripe the
+    document has no billing operations, and the SDK must lose them whole. The generator's
+    installed modules go afterwards: a fresh project has none, as a fresh clone has none."""
+    if shutil.which("npm") is None:
+        print("apply.py: no npm here: run `make client` to regenerate clients/typescript/src/gen", file=sys.stderr)
+        return
+    result = subprocess.run([str(root / "scripts" / "client.sh")], cwd=root, capture_output=True, text=True)
+    remove(root / "clients" / "typescript" / "node_modules")
+    if result.returncode != 0:
+        print(f"apply.py: scripts/client.sh failed: {result.stderr.strip()}", file=sys.stderr)
+        print("apply.py: run `make client` to regenerate clients/typescript/src/gen", file=sys.stderr)
 
 
 if __name__ == "__main__":
