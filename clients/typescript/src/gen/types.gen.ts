@@ -107,6 +107,26 @@ export type EmailRequest = {
 };
 
 /**
+ * One failing part of a request's content.
+ */
+export type FieldError = {
+    /**
+     * Which rule, machine-readable and stable: `missing`, `unknown-field`, `invalid-type`,
+     * `invalid-value`, `invalid-email`, `too-short`, `too-long`, `out-of-range`, ...
+     */
+    code: string;
+    /**
+     * What is wrong, for a human.
+     */
+    detail: string;
+    /**
+     * Where: a JSON Pointer (RFC 6901) into the body, such as `/email` (`""` for the body as
+     * a whole), or the name of the query or path parameter, such as `limit`.
+     */
+    pointer: string;
+};
+
+/**
  * The state of the service's dependencies, in the original template's shape.
  */
 export type HealthCheckResponse = {
@@ -303,6 +323,11 @@ export type Problem = {
      * What went wrong, for a human. Never holds internal details.
      */
     detail: string;
+    /**
+     * Every failing field, when the request's content caused the problem (`invalid-body`,
+     * `invalid-query`, `invalid-path`, `malformed-body`): all of them, not only the first.
+     */
+    errors?: Array<FieldError>;
     /**
      * The request's id (also in the `x-request-id` header), to quote when asking for help.
      */
@@ -686,6 +711,10 @@ export type LogoutUserErrors = {
      */
     401: Problem;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -740,6 +769,10 @@ export type InitiateOtpEmailData = {
 
 export type InitiateOtpEmailErrors = {
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * Too many attempts
      */
     429: Problem;
@@ -776,6 +809,10 @@ export type VerifyOtpErrors = {
      * `mfa-required` (with `mfaToken` and `expiresIn`)
      */
     403: LoginRefused;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * Too many attempts
      */
@@ -814,7 +851,7 @@ export type ChangePasswordErrors = {
      */
     403: Problem;
     /**
-     * The new password does not meet the policy
+     * The new password does not meet the policy: `errors` lists every failing field
      */
     422: Problem;
     /**
@@ -847,6 +884,10 @@ export type InitiatePasswordResetData = {
 
 export type InitiatePasswordResetErrors = {
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -875,6 +916,10 @@ export type ResetPasswordErrors = {
      * Invalid, expired or used token
      */
     401: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * An error, described by RFC 9457 problem details
      */
@@ -908,6 +953,10 @@ export type RefreshJwtTokenErrors = {
      */
     401: Problem;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -933,7 +982,7 @@ export type SignupUserData = {
 
 export type SignupUserErrors = {
     /**
-     * Invalid email or password
+     * Invalid email or password: `errors` lists every failing field
      */
     422: Problem;
     /**
@@ -974,6 +1023,10 @@ export type LoginForAuthTokenErrors = {
      */
     403: LoginRefused;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * Too many attempts
      */
     429: Problem;
@@ -1011,6 +1064,10 @@ export type ConfirmTotpErrors = {
      */
     409: Problem;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -1047,6 +1104,10 @@ export type DisableTotpErrors = {
      * TOTP is not on
      */
     409: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * An error, described by RFC 9457 problem details
      */
@@ -1118,6 +1179,10 @@ export type RegenerateRecoveryCodesErrors = {
      */
     409: Problem;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -1146,6 +1211,10 @@ export type VerifyTotpErrors = {
      * Wrong code, or expired or exhausted `mfaToken`
      */
     401: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * Too many attempts
      */
@@ -1176,6 +1245,10 @@ export type InitiateVerificationEmailData = {
 
 export type InitiateVerificationEmailErrors = {
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -1205,7 +1278,7 @@ export type VerifyUserErrors = {
      */
     401: Problem;
     /**
-     * `password` is missing and the account has one
+     * `password` is missing and the account has one: `errors` lists every failing field
      */
     422: Problem;
     /**
@@ -1241,6 +1314,10 @@ export type CreateCheckoutSessionErrors = {
      * Not authenticated
      */
     401: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * Payments are not configured, or Stripe failed
      */
@@ -1454,6 +1531,10 @@ export type GetUsersWithLimitsErrors = {
      */
     403: Problem;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -1486,6 +1567,10 @@ export type CreateUserErrors = {
      * The email is taken
      */
     409: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * An error, described by RFC 9457 problem details
      */
@@ -1525,6 +1610,10 @@ export type DeleteUserErrors = {
      */
     404: Problem;
     /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
+    /**
      * An error, described by RFC 9457 problem details
      */
     default: Problem;
@@ -1562,6 +1651,10 @@ export type GetUserByIdErrors = {
      * No such account
      */
     404: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * An error, described by RFC 9457 problem details
      */
@@ -1604,6 +1697,10 @@ export type UpdateUserErrors = {
      * The email is taken, or an admin tried to lock themselves out
      */
     409: Problem;
+    /**
+     * The request's content is invalid: `errors` lists every failing field
+     */
+    422: Problem;
     /**
      * An error, described by RFC 9457 problem details
      */
