@@ -38,7 +38,7 @@ pub(crate) async fn queue_if(
 }
 
 /// A link to the web app's `page` carrying `token` (base64url: safe in a query string as is).
+/// Unless `LABS_APP_URL` names another web app, the page is one of [`crate::pages`].
 pub(crate) fn link(state: &Accounts, page: &str, token: &OpaqueToken) -> String {
-    let base = state.auth.config.app_url.trim_end_matches('/');
-    format!("{base}/{page}?token={}", token.as_str())
+    format!("{}/{page}?token={}", state.auth.app_url, token.as_str())
 }
