@@ -547,3 +547,31 @@ async fn the_pages_carry_their_csp_and_the_security_headers(db: PgPool) {
         paths.keys()
     );
 }
+
+/// A database that does not answer: the form's post is a 503 page that says so and shows the
+/// request id to quote, not a problem document and not the form.
+#[tokio::test]
+async fn a_database_outage_is_a_503_page_with_the_request_id() {
+    let closed = labs_testkit::free_port();
+    let url = secrecy::SecretString::from(format!("postgres://postgres@127.0.0.1:{closed}/x"));
+    let config = labs_db::PgConfig {
+        database_url: None,
+        db_max_connections: 1,
+        db_acquire_timeout: std::time::Duration::from_secs(1),
+        db_statement_timeout: std::time::Duration::from_secs(2),
+    };
+    let down = labs_db::pg::connect_lazy(&url, &config).unwrap();
+    let app = roomy_app(down);
+    let answer = submit(
+        &app,
+        "/api/verify-email",
+        &[("token", &"A".repeat(43)), ("password", PASSWORD)],
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("x-request-id", "pages-outage-1"),
+        ],
+    )
+    .await;
+    assert_page(&answer, StatusCode::SERVICE_UNAVAILABLE, "pages-outage-1");
+    assert!(!answer.text().contains("<form"), "{}", answer.text());
+}

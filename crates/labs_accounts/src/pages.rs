@@ -239,7 +239,7 @@ async fn submit_verify_email(
         ),
         Err(error) => {
             let refusal = Refusal::new(error);
-            if refusal.ends_the_link() {
+            if refusal.form_cannot_help() {
                 return refusal.show_outcome("This link cannot confirm the address");
             }
             // Wrong or missing password, too many tries: the link may still hold, so the form
@@ -307,7 +307,7 @@ async fn submit_reset_password(
         ),
         Err(error) => {
             let refusal = Refusal::new(error);
-            if refusal.ends_the_link() {
+            if refusal.form_cannot_help() {
                 return refusal.show_outcome("This link cannot change the password");
             }
             let message = refusal.detail.clone();
@@ -400,20 +400,20 @@ impl Refusal {
         }
     }
 
-    /// Whether the form cannot help: the link is invalid, expired or used up, or the server
-    /// failed.
-    fn ends_the_link(&self) -> bool {
+    /// Whether showing the form again cannot help: the link is invalid, expired or used up
+    /// (a new one is needed), or the server failed.
+    fn form_cannot_help(&self) -> bool {
         self.code == "invalid-token" || self.answer.status().is_server_error()
     }
 
+    /// The error alone, without the form: what to do next, or (for a server failure) the
+    /// request id to quote.
     fn show_outcome(self, title: &str) -> Response {
-        let server = self.answer.status().is_server_error();
-        let detail = self.detail.clone();
-        let request_id = self.request_id.clone();
-        let next = (!server).then_some(ASK_AGAIN);
+        let server_failed = self.answer.status().is_server_error();
+        let (detail, request_id) = (self.detail.clone(), self.request_id.clone());
         let outcome = Outcome {
-            request_id: request_id.as_deref().filter(|_| server),
-            ..Outcome::failed(title, &detail, next)
+            request_id: request_id.as_deref().filter(|_| server_failed),
+            ..Outcome::failed(title, &detail, (!server_failed).then_some(ASK_AGAIN))
         };
         self.show(&outcome)
     }
