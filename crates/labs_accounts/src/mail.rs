@@ -38,7 +38,8 @@ pub(crate) async fn queue_if(
 }
 
 /// A link to the web app's `page` carrying `token` (base64url: safe in a query string as is).
-/// Unless `LABS_APP_URL` names another web app, the page is one of [`crate::pages`].
+/// `page` is one of [`crate::links`]; unless `LABS_APP_URL` names another web app, the
+/// service serves it itself ([`crate::pages`]).
 pub(crate) fn link(state: &Accounts, page: &str, token: &OpaqueToken) -> String {
     format!("{}/{page}?token={}", state.auth.app_url, token.as_str())
 }

@@ -149,7 +149,7 @@ pub struct Auth {
     pub keys: AuthKeys,
     pub config: AuthConfig,
     /// The base of the links emails carry: `LABS_APP_URL`, else this service's own pages
-    /// ([`crate::pages::local_app_url`]). Without a trailing slash.
+    /// ([`crate::links::local_app_url`]). Without a trailing slash.
     pub app_url: String,
     pub trusted_origins: TrustedOrigins,
     /// The names and paths of the session cookies.
@@ -171,7 +171,7 @@ impl Auth {
         // `serve` fills in the port it bound; anyone else building the state (tests, tools)
         // gets the port `LABS_BIND` has by default.
         let app_url = config.app_url.clone().map_or_else(
-            || crate::pages::local_app_url(crate::pages::DEFAULT_PORT, root_path),
+            || crate::links::local_app_url(crate::links::DEFAULT_PORT, root_path),
             |url| url.trim_end_matches('/').to_owned(),
         );
         Self {

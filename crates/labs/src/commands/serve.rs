@@ -70,7 +70,7 @@ pub(super) async fn serve(
     if args.auth.app_url.is_none() {
         // Unset: the emailed links open this process's own pages (labs_accounts::pages).
         let port = listener.local_addr()?.port();
-        args.auth.app_url = Some(labs_accounts::pages::local_app_url(
+        args.auth.app_url = Some(labs_accounts::links::local_app_url(
             port,
             &args.http.root_path,
         ));

@@ -233,7 +233,7 @@ pub(crate) async fn initiate_password_reset(
         .await?
         .map(|found| found.user.id);
     let token = new_one_time_token(&state, &mut tx, subject, Purpose::ResetPassword).await?;
-    let link = mail::link(&state, crate::pages::RESET_PASSWORD, &token);
+    let link = mail::link(&state, crate::links::RESET_PASSWORD, &token);
     let email = Message::PasswordReset { link };
     mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
     tx.commit().await?;

@@ -83,11 +83,11 @@ pub(crate) async fn signup_user(
     let token = new_one_time_token(&state, &mut tx, subject, purpose).await?;
     let email = if created {
         Message::VerifyEmail {
-            link: mail::link(&state, crate::pages::VERIFY_EMAIL, &token),
+            link: mail::link(&state, crate::links::VERIFY_EMAIL, &token),
         }
     } else {
         Message::AlreadyRegistered {
-            reset_link: mail::link(&state, crate::pages::RESET_PASSWORD, &token),
+            reset_link: mail::link(&state, crate::links::RESET_PASSWORD, &token),
         }
     };
     mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
@@ -106,7 +106,7 @@ async fn send_verification(
     email: &str,
 ) -> Result<(), ApiError> {
     let token = new_one_time_token(state, tx, user_id, Purpose::VerifyEmail).await?;
-    let link = mail::link(state, crate::pages::VERIFY_EMAIL, &token);
+    let link = mail::link(state, crate::links::VERIFY_EMAIL, &token);
     mail::queue_if(tx, user_id.is_some(), email, Message::VerifyEmail { link }).await
 }
 
