@@ -122,7 +122,7 @@ impl Mail {
                 new
             };
             if let Some(new) = new {
-                return decode_quoted_printable(&new);
+                return common::decode_quoted_printable(&new);
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -141,27 +141,6 @@ impl Drop for Mail {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-/// Undoes quoted-printable (soft line breaks and `=XX`), which lettre uses for long lines.
-fn decode_quoted_printable(raw: &str) -> String {
-    let joined = raw.replace("=\r\n", "").replace("=\n", "");
-    let mut out = Vec::new();
-    let bytes = joined.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The token of the first `<page>?token=` link in `message`.
@@ -215,7 +194,7 @@ async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
         "{message}"
     );
     assert!(
-        message.contains("http://localhost:8080/verify-email?token="),
+        message.contains("http://localhost:8080/api/verify-email?token="),
         "{message}"
     );
     let token = link_token(&message, "verify-email");

@@ -2,7 +2,8 @@
 //! sessions (refresh-token rotation, logout), password reset, TOTP, and the admin users API.
 //!
 //! What it exports to the roles: [`router`] (its routes, with their OpenAPI paths, for any
-//! state that offers [`Accounts`] by `FromRef`), [`jobs`] (its job types, for the worker's
+//! state that offers [`Accounts`] by `FromRef`), [`pages::router`] (the HTML pages its emailed
+//! links open, outside the OpenAPI document), [`jobs`] (its job types, for the worker's
 //! list), the extractors other features use to know their caller ([`CurrentUser`],
 //! [`AdminUser`]), and its settings ([`AuthConfig`], [`PurgeConfig`]). Its SQL is [`db`].
 //!
@@ -12,7 +13,9 @@
 mod account;
 pub mod auth;
 pub mod db;
+pub mod links;
 mod mail;
+pub mod pages;
 pub mod purge;
 mod state;
 pub mod users;

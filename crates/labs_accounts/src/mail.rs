@@ -38,7 +38,8 @@ pub(crate) async fn queue_if(
 }
 
 /// A link to the web app's `page` carrying `token` (base64url: safe in a query string as is).
+/// `page` is one of [`crate::links`]; unless `LABS_APP_URL` names another web app, the
+/// service serves it itself ([`crate::pages`]).
 pub(crate) fn link(state: &Accounts, page: &str, token: &OpaqueToken) -> String {
-    let base = state.auth.config.app_url.trim_end_matches('/');
-    format!("{base}/{page}?token={}", token.as_str())
+    format!("{}/{page}?token={}", state.auth.app_url, token.as_str())
 }

@@ -53,9 +53,11 @@ pub struct AuthConfig {
     pub require_verified_email: bool,
 
     /// Base URL of the web app that email links point to (`<url>/verify-email?token=...`,
-    /// `<url>/reset-password?token=...`).
-    #[arg(long, env = "LABS_APP_URL", default_value = "http://localhost:8080")]
-    pub app_url: String,
+    /// `<url>/reset-password?token=...`). Unset: the pages this process serves itself,
+    /// `http://localhost:<the port of LABS_BIND><LABS_ROOT_PATH>` (`http://localhost:8080/api`
+    /// by default). A web app of your own that serves those two paths replaces them.
+    #[arg(long, env = "LABS_APP_URL")]
+    pub app_url: Option<String>,
 
     /// The issuer name authenticator apps show next to TOTP codes.
     #[arg(long, env = "LABS_TOTP_ISSUER", default_value = "labs")]
@@ -146,6 +148,9 @@ pub struct AuthConfig {
 pub struct Auth {
     pub keys: AuthKeys,
     pub config: AuthConfig,
+    /// The base of the links emails carry: `LABS_APP_URL`, else this service's own pages
+    /// ([`crate::links::local_app_url`]). Without a trailing slash.
+    pub app_url: String,
     pub trusted_origins: TrustedOrigins,
     /// The names and paths of the session cookies.
     pub cookies: CookieNames,
@@ -163,9 +168,16 @@ impl Auth {
         root_path: &str,
     ) -> Self {
         let cookie_secure = config.cookie_secure;
+        // `serve` fills in the port it bound; anyone else building the state (tests, tools)
+        // gets the port `LABS_BIND` has by default.
+        let app_url = config.app_url.clone().map_or_else(
+            || crate::links::local_app_url(crate::links::DEFAULT_PORT, root_path),
+            |url| url.trim_end_matches('/').to_owned(),
+        );
         Self {
             keys,
             config,
+            app_url,
             trusted_origins: TrustedOrigins::new(cors_origins),
             cookies: CookieNames::new(cookie_secure, root_path),
             verified: VerifiedTokens::default(),

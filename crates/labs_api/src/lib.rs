@@ -45,8 +45,9 @@ pub fn openapi(root_path: &str) -> utoipa::openapi::OpenApi {
     openapi::finish(router().into_openapi(), root_path)
 }
 
-/// The API's routes plus `/openapi.json` and (unless `LABS_DOCS=false`) the `/docs` UI, with CSRF protection for
-/// cookie-carrying browsers; ready for state and the shared layers.
+/// The API's routes plus `/openapi.json`, (unless `LABS_DOCS=false`) the `/docs` UI and the
+/// accounts' pages, with CSRF protection for cookie-carrying browsers; ready for state and the
+/// shared layers.
 pub fn app(root_path: &str, state: &ApiState) -> Router<ApiState> {
     let (routes, document) = router().split_for_parts();
     let document = openapi::finish(document, root_path);
@@ -56,4 +57,8 @@ pub fn app(root_path: &str, state: &ApiState) -> Router<ApiState> {
             state.accounts.auth.trusted_origins.clone(),
             labs_http::csrf::protect,
         ))
+        // /verify-email, /reset-password: the HTML pages the emailed links open. Not in the
+        // OpenAPI document (pages for people, not an API). Merged after the CSRF layer above:
+        // the pages apply the same origin check themselves, so that a refusal is a page.
+        .merge(labs_accounts::pages::router(&state.accounts))
 }

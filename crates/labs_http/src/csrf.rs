@@ -73,23 +73,32 @@ pub fn allowed(method: &Method, headers: &HeaderMap, trusted: &TrustedOrigins) -
     }
 }
 
+/// Whether `request` may go on, as [`allowed`] decides; a refusal is counted and logged here,
+/// once, whichever surface refuses it (the API's problem+json below, the accounts' HTML pages).
+pub fn admit(request: &Request, trusted: &TrustedOrigins) -> bool {
+    if allowed(request.method(), request.headers(), trusted) {
+        return true;
+    }
+    metrics::counter!("labs_csrf_rejected_total").increment(1);
+    tracing::warn!(
+        origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok()),
+        "cross-origin request refused (CSRF)"
+    );
+    false
+}
+
 /// The middleware: `axum::middleware::from_fn_with_state(trusted, csrf::protect)`.
 pub async fn protect(
     axum::extract::State(trusted): axum::extract::State<TrustedOrigins>,
     request: Request,
     next: Next,
 ) -> Response {
-    if allowed(request.method(), request.headers(), &trusted) {
+    if admit(&request, &trusted) {
         next.run(request).await
     } else {
-        metrics::counter!("labs_csrf_rejected_total").increment(1);
-        tracing::warn!(
-            origin = request
-                .headers()
-                .get(header::ORIGIN)
-                .and_then(|v| v.to_str().ok()),
-            "cross-origin request refused (CSRF)"
-        );
         ApiError::Forbidden {
             code: "csrf",
             detail: "Cross-origin request refused: this origin may not change state here.",

@@ -62,6 +62,19 @@ pub(super) async fn serve(
     } else {
         state.ready_without_redis()
     };
+    // Bound before the api state is built: the default app URL names the port actually bound
+    // (also with `LABS_BIND=…:0`).
+    let listener = TcpListener::bind(args.http.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
+    if args.auth.app_url.is_none() {
+        // Unset: the emailed links open this process's own pages (labs_accounts::pages).
+        let port = listener.local_addr()?.port();
+        args.auth.app_url = Some(labs_accounts::links::local_app_url(
+            port,
+            &args.http.root_path,
+        ));
+    }
     // Only the api role holds credential keys: the other roles run without them.
     let api = if roles.has(Role::Api) {
         let keys = auth_keys(env, &args.auth.keys)?;
@@ -77,8 +90,12 @@ pub(super) async fn serve(
             &args.http.root_path,
         );
         // template:begin stripe
-        let billing = Billing::new(state.db.clone(), args.billing.clone(), &args.auth.app_url)
-            .context("the Stripe client cannot be built")?;
+        let billing = Billing::new(
+            state.db.clone(),
+            args.billing.clone(),
+            &accounts.auth.app_url,
+        )
+        .context("the Stripe client cannot be built")?;
         // template:end stripe
         Some(ApiState::new(ApiParts {
             app: state.clone(),
@@ -111,9 +128,6 @@ pub(super) async fn serve(
     };
     // template:end stripe
     let app = http_app(routes, &args.http);
-    let listener = TcpListener::bind(args.http.bind)
-        .await
-        .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
     let limits = labs_http::serve::Limits::from(&args.http);
     let http_limits = limits.clone();
     let http_shutdown = shutdown.clone();

@@ -156,11 +156,6 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
         code_hash_key: labs_auth::config::DEV_CODE_HASH_KEY.into(),
     };
     let keys = labs_auth::AuthKeys::new(&settings.auth.keys, &secrets).unwrap();
-    // template:begin stripe
-    let billing =
-        labs_billing::Billing::new(app.db.clone(), settings.billing, &settings.auth.app_url)
-            .unwrap();
-    // template:end stripe
     let accounts = labs_accounts::Accounts::new(
         app.db.clone(),
         app.redis.clone(),
@@ -169,6 +164,11 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
         &[TRUSTED_ORIGIN.to_owned()],
         "/api",
     );
+    // template:begin stripe
+    let billing =
+        labs_billing::Billing::new(app.db.clone(), settings.billing, &accounts.auth.app_url)
+            .unwrap();
+    // template:end stripe
     ApiState::new(labs_api::ApiParts {
         app,
         accounts,
@@ -390,6 +390,43 @@ pub fn run_labs(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, Str
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Undoes quoted-printable (soft line breaks and `=XX`), which lettre uses for long lines.
+pub fn decode_quoted_printable(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first link in `message` (decoded) that opens `page`: `http…/<page>?token=…`.
+pub fn emailed_link(message: &str, page: &str) -> String {
+    let marker = format!("/{page}?token=");
+    let at = message
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {page} link in {message}"));
+    let start = message[..at]
+        .rfind("http")
+        .expect("a link starts with http");
+    let token: String = message[at + marker.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    format!("{}{marker}{token}", &message[start..at])
 }
 
 /// `method path` through `app` with a JSON `body` (if any) and `headers`.

@@ -4,7 +4,7 @@
 
 mod identity;
 pub(crate) mod kernel;
-mod limits;
+pub(crate) mod limits;
 pub mod otp;
 pub mod password;
 pub mod session;

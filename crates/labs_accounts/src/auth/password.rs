@@ -233,7 +233,7 @@ pub(crate) async fn initiate_password_reset(
         .await?
         .map(|found| found.user.id);
     let token = new_one_time_token(&state, &mut tx, subject, Purpose::ResetPassword).await?;
-    let link = mail::link(&state, "reset-password", &token);
+    let link = mail::link(&state, crate::links::RESET_PASSWORD, &token);
     let email = Message::PasswordReset { link };
     mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
     tx.commit().await?;
@@ -271,12 +271,24 @@ pub(crate) async fn reset_password(
     ip: ClientIp,
     Json(request): Json<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    limits::check(&state, Family::Reset, ip, None).await?;
-    let password_hash = hash_password(&state, &request.new_password).await?;
+    confirm_reset(&state, ip, &request.token, &request.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `POST /auth/password-reset/confirm` does, for its JSON handler and the reset page
+/// alike (`crate::pages`): one protocol, two renderings.
+pub(crate) async fn confirm_reset(
+    state: &Accounts,
+    ip: ClientIp,
+    token: &str,
+    new_password: &Password,
+) -> Result<(), ApiError> {
+    limits::check(state, Family::Reset, ip, None).await?;
+    let password_hash = hash_password(state, new_password).await?;
     let mut tx = state.db.begin().await?;
     let user_id = crate::db::credentials::use_one_time_token(
         &mut *tx,
-        &hash_token(&request.token),
+        &hash_token(token),
         Purpose::ResetPassword,
     )
     .await?
@@ -299,7 +311,7 @@ pub(crate) async fn reset_password(
     mail::queue(&mut tx, &user.email, Message::PasswordChanged {}).await?;
     tx.commit().await?;
     tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// The current password and a new one.

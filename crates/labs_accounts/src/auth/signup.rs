@@ -81,11 +81,11 @@ pub(crate) async fn signup_user(
     let token = new_one_time_token(&state, &mut tx, subject, purpose).await?;
     let email = if created {
         Message::VerifyEmail {
-            link: mail::link(&state, "verify-email", &token),
+            link: mail::link(&state, crate::links::VERIFY_EMAIL, &token),
         }
     } else {
         Message::AlreadyRegistered {
-            reset_link: mail::link(&state, "reset-password", &token),
+            reset_link: mail::link(&state, crate::links::RESET_PASSWORD, &token),
         }
     };
     mail::queue_if(&mut tx, subject.is_some(), request.email.as_str(), email).await?;
@@ -104,7 +104,7 @@ async fn send_verification(
     email: &str,
 ) -> Result<(), ApiError> {
     let token = new_one_time_token(state, tx, user_id, Purpose::VerifyEmail).await?;
-    let link = mail::link(state, "verify-email", &token);
+    let link = mail::link(state, crate::links::VERIFY_EMAIL, &token);
     mail::queue_if(tx, user_id.is_some(), email, Message::VerifyEmail { link }).await
 }
 
@@ -191,8 +191,20 @@ pub(crate) async fn verify_user(
     ip: ClientIp,
     Json(request): Json<VerifyEmailRequest>,
 ) -> Result<Json<UserOut>, ApiError> {
-    limits::check(&state, Family::Verification, ip, None).await?;
-    let token_hash = hash_token(&request.token);
+    let user = verify_email(&state, ip, &request.token, request.password).await?;
+    Ok(Json(user.into()))
+}
+
+/// What `POST /auth/verify` does, for its JSON handler and the verification page alike
+/// (`crate::pages`): one protocol, two renderings.
+pub(crate) async fn verify_email(
+    state: &Accounts,
+    ip: ClientIp,
+    token: &str,
+    password: Option<String>,
+) -> Result<crate::db::users::User, ApiError> {
+    limits::check(state, Family::Verification, ip, None).await?;
+    let token_hash = hash_token(token);
     let user_id = crate::db::credentials::attempt_one_time_token(
         &state.db,
         &token_hash,
@@ -205,7 +217,7 @@ pub(crate) async fn verify_user(
         .await?
         .ok_or(INVALID_LINK)?;
     if let Some(stored) = found.password_hash {
-        let password = request.password.ok_or_else(|| {
+        let password = password.ok_or_else(|| {
             ApiError::invalid_body(
                 "/password",
                 "missing",
@@ -216,8 +228,7 @@ pub(crate) async fn verify_user(
             return Err(NOT_THE_SIGNUP_PASSWORD);
         }
         let hasher = state.auth.keys.passwords.clone();
-        let verification =
-            blocking(&state, move || hasher.verify(&password, Some(&stored))).await?;
+        let verification = blocking(state, move || hasher.verify(&password, Some(&stored))).await?;
         if !matches!(verification, Verification::Valid { .. }) {
             return Err(NOT_THE_SIGNUP_PASSWORD);
         }
@@ -231,5 +242,5 @@ pub(crate) async fn verify_user(
         .await?
         .ok_or(INVALID_LINK)?;
     tx.commit().await?;
-    Ok(Json(claimed.user.into()))
+    Ok(claimed.user)
 }
