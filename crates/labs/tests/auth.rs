@@ -2231,3 +2231,63 @@ async fn a_rehash_never_writes_back_a_password_replaced_meanwhile(db: PgPool) {
         "a new password moves the version on"
     );
 }
+
+#[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
+async fn reads_of_an_account_answer_304_while_their_etag_is_current(db: PgPool) {
+    let app = roomy_app(db.clone());
+    user(&db, "admin@example.com", true, true).await;
+    let ada = user(&db, "ada@example.com", false, true).await;
+    let as_ada = access(&login(&app, "ada@example.com").await);
+    let as_admin = access(&login(&app, "admin@example.com").await);
+
+    for (path, token) in [
+        ("/api/auth/me".to_owned(), &as_ada),
+        (format!("/api/users/{ada}"), &as_admin),
+    ] {
+        let first = get_as(&app, &path, token).await;
+        assert_eq!(first.status, StatusCode::OK, "{path}");
+        assert_eq!(first.header("cache-control"), "private, no-cache", "{path}");
+        let tag = first.header("etag").to_owned();
+        let bearer = format!("Bearer {token}");
+        let conditional = |tag: String| {
+            let (app, path, bearer) = (app.clone(), path.clone(), bearer.clone());
+            async move {
+                call(
+                    &app,
+                    "GET",
+                    &path,
+                    None,
+                    &[("authorization", &bearer), ("if-none-match", &tag)],
+                )
+                .await
+            }
+        };
+        let unchanged = conditional(tag.clone()).await;
+        assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(unchanged.body.is_empty());
+        assert_eq!(unchanged.header("etag"), tag);
+        // Another tag, or a weak form of it, is compared as RFC 9110 says.
+        assert_eq!(
+            conditional("\"stale\"".to_owned()).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            conditional(format!("W/{tag}")).await.status,
+            StatusCode::NOT_MODIFIED
+        );
+
+        // A change to the account changes the tag: the next read is a 200 again.
+        let renamed = call(
+            &app,
+            "PATCH",
+            &format!("/api/users/{ada}"),
+            Some(json!({"fullName": format!("Ada {}", path.len())})),
+            &[("authorization", &format!("Bearer {as_admin}"))],
+        )
+        .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text());
+        let changed = conditional(tag.clone()).await;
+        assert_eq!(changed.status, StatusCode::OK, "{path}");
+        assert_ne!(changed.header("etag"), tag);
+    }
+}

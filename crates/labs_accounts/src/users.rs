@@ -4,7 +4,9 @@
 use crate::db::users::{NewUser, UserChanges};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use labs_domain::{Email, FullName, Password, UserId};
+use labs_http::etag::IfNoneMatch;
 use labs_http::extract::{Json, Path, Query};
 use labs_http::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
@@ -115,9 +117,14 @@ pub(crate) async fn get_users_with_limits(
     get,
     path = "/{id}",
     tag = "users",
-    params(("id" = Uuid, Path, description = "The account's id")),
+    params(
+        ("id" = Uuid, Path, description = "The account's id"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an earlier answer: 304 if the account is unchanged"),
+    ),
     responses(
-        (status = 200, description = "The account", body = UserOut),
+        (status = 200, description = "The account", body = UserOut,
+            headers(("ETag" = String, description = "A tag of this answer, for `If-None-Match`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current"),
         (status = 403, description = "Not an admin"),
         (status = 404, description = "No such account"),
     ),
@@ -127,11 +134,12 @@ pub(crate) async fn get_user_by_id(
     State(state): State<Accounts>,
     _admin: AdminUser,
     Path(id): Path<UserId>,
-) -> Result<Json<UserOut>, ApiError> {
+    since: IfNoneMatch,
+) -> Result<Response, ApiError> {
     let user = crate::db::users::by_id(&state.db, id)
         .await?
         .ok_or(NO_SUCH_USER)?;
-    Ok(Json(user.into()))
+    Ok(since.json(&UserOut::from(user)))
 }
 
 /// A new account, created by an admin.

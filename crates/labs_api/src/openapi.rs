@@ -4,7 +4,7 @@
 use labs_http::Problem;
 use labs_http::problem::PROBLEM_JSON;
 use utoipa::OpenApi;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{
     Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityRequirement,
@@ -117,8 +117,12 @@ fn add_default_problem(operation: &mut Operation) {
 /// may refuse it with a 422 listing every failing field (docs/API-CONVENTIONS.md): said here
 /// once, so that a new handler cannot forget it.
 fn add_validation_problem(operation: &mut Operation) {
+    // Headers are not validated content: a condition such as `If-None-Match` never fails.
     let reads_content = operation.request_body.is_some()
-        || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        || operation.parameters.iter().flatten().any(|p| match p {
+            RefOr::T(p) => matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path),
+            RefOr::Ref(_) => true,
+        });
     if !reads_content {
         return;
     }

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod csrf;
+pub mod etag;
 pub mod extract;
 pub mod health;
 pub mod layers;

@@ -733,6 +733,12 @@ export type LogoutUserResponse = LogoutUserResponses[keyof LogoutUserResponses];
 
 export type GetMeData = {
     body?: never;
+    headers?: {
+        /**
+         * The `ETag` of an earlier answer: 304 if the account is unchanged
+         */
+        'If-None-Match'?: string | null;
+    };
     path?: never;
     query?: never;
     url: '/auth/me';
@@ -1632,6 +1638,12 @@ export type DeleteUserResponse = DeleteUserResponses[keyof DeleteUserResponses];
 
 export type GetUserByIdData = {
     body?: never;
+    headers?: {
+        /**
+         * The `ETag` of an earlier answer: 304 if the account is unchanged
+         */
+        'If-None-Match'?: string | null;
+    };
     path: {
         /**
          * The account's id

@@ -10,6 +10,7 @@ use labs_auth::Verification;
 use labs_auth::token::hash_token;
 use labs_domain::{Email, Password};
 use labs_http::ApiError;
+use labs_http::etag::IfNoneMatch;
 use labs_http::extract::{Form, Json};
 use labs_jobs::jobs::Email as Message;
 use serde::Deserialize;
@@ -202,14 +203,19 @@ pub(crate) async fn complete_login(
     get,
     path = "/me",
     tag = "auth",
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an earlier answer: 304 if the account is unchanged"),
+    ),
     responses(
-        (status = 200, description = "The caller's account", body = UserOut),
+        (status = 200, description = "The caller's account", body = UserOut,
+            headers(("ETag" = String, description = "A tag of this answer, for `If-None-Match`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current"),
         (status = 401, description = "Not authenticated"),
     ),
     security(("bearerAuth" = [])),
 )]
-pub(crate) async fn get_me(caller: CurrentUser) -> Json<UserOut> {
-    Json(caller.user.into())
+pub(crate) async fn get_me(caller: CurrentUser, since: IfNoneMatch) -> Response {
+    since.json(&UserOut::from(caller.user))
 }
 
 /// Send a password-reset link.
