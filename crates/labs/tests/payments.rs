@@ -4,6 +4,7 @@
 
 mod common;
 
+use labs_billing::StripeEventId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -168,7 +169,7 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
     let ctx = worker(&db, &shared_redis_url());
     RelayOutbox::default().handle(&ctx).await.unwrap();
     work_until_applied(&ctx, &db, ada).await;
-    let stored = labs_billing::db::event(&db, "evt_1")
+    let stored = labs_billing::db::event(&db, &StripeEventId::new("evt_1"))
         .await
         .unwrap()
         .unwrap();
@@ -177,12 +178,12 @@ async fn an_event_signed_by_stripe_is_stored_once_and_applied_once(db: PgPool) {
 
     // Processing it again (a duplicate job) changes nothing.
     ProcessStripeEvent {
-        event_id: "evt_1".into(),
+        event_id: StripeEventId::new("evt_1"),
     }
     .handle(&ctx)
     .await
     .unwrap();
-    let after = labs_billing::db::event(&db, "evt_1")
+    let after = labs_billing::db::event(&db, &StripeEventId::new("evt_1"))
         .await
         .unwrap()
         .unwrap();
@@ -260,7 +261,7 @@ async fn forged_tampered_stale_and_unsigned_deliveries_are_400_problems(db: PgPo
     .await;
     assert_eq!(answer.json()["code"], "malformed-event");
     assert!(
-        labs_billing::db::event(&db, "evt_2")
+        labs_billing::db::event(&db, &StripeEventId::new("evt_2"))
             .await
             .unwrap()
             .is_none(),
@@ -308,7 +309,7 @@ async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
     }
     // The invoice arrives before its subscription is known: it fails (and would be retried).
     let early = ProcessStripeEvent {
-        event_id: "evt_c".into(),
+        event_id: StripeEventId::new("evt_c"),
     }
     .handle(&ctx)
     .await;
@@ -318,7 +319,7 @@ async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
     );
     for id in ["evt_b", "evt_a", "evt_c", "evt_d", "evt_e"] {
         ProcessStripeEvent {
-            event_id: id.into(),
+            event_id: StripeEventId::new(id),
         }
         .handle(&ctx)
         .await
@@ -339,7 +340,7 @@ async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
     );
     assert_eq!(state.price_id.as_deref(), Some("price_monthly"));
     assert!(
-        labs_billing::db::event(&db, "evt_e")
+        labs_billing::db::event(&db, &StripeEventId::new("evt_e"))
             .await
             .unwrap()
             .unwrap()
@@ -351,7 +352,7 @@ async fn events_applied_out_of_order_leave_the_newest_state(db: PgPool) {
     let deleted = subscription_event("evt_f", "customer.subscription.deleted", t, ada, "active");
     deliver_signed(&app, &deleted).await;
     ProcessStripeEvent {
-        event_id: "evt_f".into(),
+        event_id: StripeEventId::new("evt_f"),
     }
     .handle(&ctx)
     .await

@@ -2,6 +2,7 @@
 //! purchase), the Customer Portal (manage or cancel), and the subscription's state as the
 //! webhooks last described it. Stripe holds the money; we hold who is which customer.
 
+use crate::ids::CustomerId;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -124,7 +125,7 @@ fn stripe_failed(error: &crate::stripe::StripeError) -> ApiError {
 }
 
 /// The user's Stripe customer, created (once) on first need.
-async fn customer(state: &Billing, caller: &CurrentUser) -> Result<String, ApiError> {
+async fn customer(state: &Billing, caller: &CurrentUser) -> Result<CustomerId, ApiError> {
     let user = &caller.user;
     if let Some(customer) = crate::db::customer_of(&state.db, user.id).await? {
         return Ok(customer);
@@ -236,7 +237,7 @@ pub(crate) async fn create_checkout_session(
         .ok_or_else(|| ApiError::internal("a Checkout Session without a url"))?;
     Ok(Json(RedirectResponse {
         url,
-        id: Some(session.id),
+        id: Some(session.id.to_string()),
     }))
 }
 

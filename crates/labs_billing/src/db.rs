@@ -1,6 +1,8 @@
 //! Payments: Stripe customers, webhook events, subscription state, one-time payments.
 
 use labs_domain::UserId;
+
+use crate::ids::{CheckoutSessionId, CustomerId, StripeEventId, SubscriptionId};
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
@@ -9,13 +11,14 @@ use time::OffsetDateTime;
 pub async fn customer_of(
     db: impl PgExecutor<'_>,
     user_id: UserId,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<CustomerId>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT customer_id FROM stripe_customers WHERE user_id = $1",
         user_id.as_uuid()
     )
     .fetch_optional(db)
     .await
+    .map(|id| id.map(CustomerId::new))
 }
 
 /// Links `customer_id` to `user_id`, unless the user has a customer already; returns the
@@ -24,8 +27,8 @@ pub async fn customer_of(
 pub async fn link_customer(
     db: impl PgExecutor<'_>,
     user_id: UserId,
-    customer_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
+    customer_id: &CustomerId,
+) -> Result<Option<CustomerId>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"WITH inserted AS (
                INSERT INTO stripe_customers (user_id, customer_id) VALUES ($1, $2)
@@ -36,19 +39,20 @@ pub async fn link_customer(
            SELECT customer_id FROM stripe_customers WHERE user_id = $1
            LIMIT 1"#,
         user_id.as_uuid(),
-        customer_id
+        customer_id.as_str()
     )
     .fetch_optional(db)
     .await
+    .map(|id| id.map(CustomerId::new))
 }
 
 pub async fn user_of_customer(
     db: impl PgExecutor<'_>,
-    customer_id: &str,
+    customer_id: &CustomerId,
 ) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT user_id FROM stripe_customers WHERE customer_id = $1",
-        customer_id
+        customer_id.as_str()
     )
     .fetch_optional(db)
     .await
@@ -60,7 +64,7 @@ pub async fn user_of_customer(
 /// A webhook event as received.
 #[derive(Debug, Clone)]
 pub struct StripeEvent {
-    pub id: String,
+    pub id: StripeEventId,
     pub kind: String,
     pub created: OffsetDateTime,
     pub livemode: bool,
@@ -76,7 +80,7 @@ pub async fn insert_event(
     let done = sqlx::query!(
         "INSERT INTO stripe_events (id, type, created, livemode, payload) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING",
-        event.id,
+        event.id.as_str(),
         event.kind,
         event.created,
         event.livemode,
@@ -87,21 +91,34 @@ pub async fn insert_event(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn event(db: impl PgExecutor<'_>, id: &str) -> Result<Option<StripeEvent>, sqlx::Error> {
-    sqlx::query_as!(
-        StripeEvent,
+pub async fn event(
+    db: impl PgExecutor<'_>,
+    id: &StripeEventId,
+) -> Result<Option<StripeEvent>, sqlx::Error> {
+    let row = sqlx::query!(
         r#"SELECT id, type AS kind, created, livemode, payload, processed_at FROM stripe_events WHERE id = $1"#,
-        id
+        id.as_str()
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| StripeEvent {
+        id: StripeEventId::new(r.id),
+        kind: r.kind,
+        created: r.created,
+        livemode: r.livemode,
+        payload: r.payload,
+        processed_at: r.processed_at,
+    }))
 }
 
 /// Marks an event processed; false if it already was (a concurrent run got there first).
-pub async fn mark_processed(db: impl PgExecutor<'_>, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn mark_processed(
+    db: impl PgExecutor<'_>,
+    id: &StripeEventId,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE stripe_events SET processed_at = now() WHERE id = $1 AND processed_at IS NULL",
-        id
+        id.as_str()
     )
     .execute(db)
     .await?;
@@ -113,9 +130,9 @@ pub async fn mark_processed(db: impl PgExecutor<'_>, id: &str) -> Result<bool, s
 /// A subscription's state as an event describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    pub id: String,
+    pub id: SubscriptionId,
     pub user_id: UserId,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub status: String,
     pub price_id: Option<String>,
     pub current_period_end: Option<OffsetDateTime>,
@@ -140,9 +157,9 @@ pub async fn apply_subscription(
              cancel_at_period_end = EXCLUDED.cancel_at_period_end,
              state_as_of = EXCLUDED.state_as_of
          WHERE subscriptions.state_as_of <= EXCLUDED.state_as_of",
-        state.id,
+        state.id.as_str(),
         state.user_id.as_uuid(),
-        state.customer_id,
+        state.customer_id.as_str(),
         state.status,
         state.price_id,
         state.current_period_end,
@@ -157,14 +174,14 @@ pub async fn apply_subscription(
 /// Records an invoice outcome on its subscription, unless a newer one was recorded.
 pub async fn apply_invoice(
     db: impl PgExecutor<'_>,
-    subscription_id: &str,
+    subscription_id: &SubscriptionId,
     invoice_status: &str,
     as_of: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "UPDATE subscriptions SET last_invoice_status = $2, last_invoice_as_of = $3
          WHERE id = $1 AND (last_invoice_as_of IS NULL OR last_invoice_as_of <= $3)",
-        subscription_id,
+        subscription_id.as_str(),
         invoice_status,
         as_of
     )
@@ -187,9 +204,9 @@ pub async fn subscription_of(
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| Subscription {
-        id: r.id,
+        id: SubscriptionId::new(r.id),
         user_id: UserId::from_uuid(r.user_id),
-        customer_id: r.customer_id,
+        customer_id: CustomerId::new(r.customer_id),
         status: r.status,
         price_id: r.price_id,
         current_period_end: r.current_period_end,
@@ -204,7 +221,7 @@ pub async fn subscription_of(
 /// Records a completed one-time Checkout payment (once per session).
 pub async fn record_payment(
     db: impl PgExecutor<'_>,
-    checkout_session_id: &str,
+    checkout_session_id: &CheckoutSessionId,
     user_id: UserId,
     amount_total: Option<i64>,
     currency: Option<&str>,
@@ -214,7 +231,7 @@ pub async fn record_payment(
         "INSERT INTO payments (checkout_session_id, user_id, amount_total, currency, payment_status)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (checkout_session_id) DO UPDATE SET payment_status = EXCLUDED.payment_status",
-        checkout_session_id,
+        checkout_session_id.as_str(),
         user_id.as_uuid(),
         amount_total,
         currency,
@@ -225,10 +242,13 @@ pub async fn record_payment(
     Ok(())
 }
 
-pub async fn subscription_exists(db: impl PgExecutor<'_>, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn subscription_exists(
+    db: impl PgExecutor<'_>,
+    id: &SubscriptionId,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM subscriptions WHERE id = $1) AS "exists!""#,
-        id
+        id.as_str()
     )
     .fetch_one(db)
     .await

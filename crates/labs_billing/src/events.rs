@@ -6,6 +6,7 @@
 //! the checkout event has not been processed) fails and is retried with backoff.
 
 use crate::db::{StripeEvent, Subscription};
+use crate::ids::{CheckoutSessionId, CustomerId, StripeEventId, SubscriptionId};
 use labs_domain::UserId;
 use labs_jobs::{Handler, Job, JobError};
 use serde_json::Value;
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessStripeEvent {
     /// Stripe's event id (`evt_...`), the key of the stored event.
-    pub event_id: String,
+    pub event_id: StripeEventId,
 }
 
 impl Job for ProcessStripeEvent {
@@ -84,7 +85,7 @@ fn timestamp(value: &Value) -> Option<OffsetDateTime> {
 async fn user_of(
     tx: &mut labs_db::PgConnection,
     object: &Value,
-    customer: Option<&str>,
+    customer: Option<&CustomerId>,
 ) -> Result<Option<UserId>, JobError> {
     // Parsed at the edge: the id we put in the Checkout session's metadata.
     let from_metadata = text(&object["metadata"], "user_id")
@@ -113,18 +114,18 @@ async fn checkout_completed(
     event: &StripeEvent,
     session: &Value,
 ) -> Result<(), JobError> {
-    let customer = text(session, "customer");
-    let user = user_of(tx, session, customer)
+    let customer = text(session, "customer").map(CustomerId::new);
+    let user = user_of(tx, session, customer.as_ref())
         .await?
         .ok_or_else(|| unresolved(event))?;
-    if let Some(customer) = customer {
+    if let Some(customer) = &customer {
         crate::db::link_customer(&mut *tx, user, customer).await?;
     }
     if text(session, "mode") == Some("payment") {
         let id = text(session, "id").ok_or("checkout session without an id")?;
         crate::db::record_payment(
             &mut *tx,
-            id,
+            &CheckoutSessionId::new(id),
             user,
             session["amount_total"].as_i64(),
             text(session, "currency"),
@@ -142,8 +143,10 @@ async fn subscription_changed(
     subscription: &Value,
 ) -> Result<(), JobError> {
     let id = text(subscription, "id").ok_or("subscription without an id")?;
-    let customer = text(subscription, "customer").ok_or("subscription without a customer")?;
-    let user = user_of(tx, subscription, Some(customer))
+    let customer = text(subscription, "customer")
+        .map(CustomerId::new)
+        .ok_or("subscription without a customer")?;
+    let user = user_of(tx, subscription, Some(&customer))
         .await?
         .ok_or_else(|| unresolved(event))?;
     let item = &subscription["items"]["data"][0];
@@ -153,9 +156,9 @@ async fn subscription_changed(
         text(subscription, "status").unwrap_or("unknown")
     };
     let state = Subscription {
-        id: id.to_owned(),
+        id: SubscriptionId::new(id),
         user_id: user,
-        customer_id: customer.to_owned(),
+        customer_id: customer,
         status: status.to_owned(),
         price_id: text(&item["price"], "id").map(str::to_owned),
         // Newer API versions moved the period onto the items.
@@ -181,6 +184,7 @@ async fn invoice_settled(
     // `subscription` on older API versions, `parent.subscription_details.subscription` on newer.
     let Some(subscription) = text(invoice, "subscription")
         .or_else(|| text(&invoice["parent"]["subscription_details"], "subscription"))
+        .map(SubscriptionId::new)
     else {
         return Ok(()); // A one-off invoice: nothing of ours to update.
     };
@@ -189,9 +193,9 @@ async fn invoice_settled(
     } else {
         "payment_failed"
     };
-    if !crate::db::apply_invoice(&mut *tx, subscription, outcome, event.created).await? {
+    if !crate::db::apply_invoice(&mut *tx, &subscription, outcome, event.created).await? {
         // Unknown subscription (its created event still to come) or an older invoice event.
-        if !crate::db::subscription_exists(&mut *tx, subscription).await? {
+        if !crate::db::subscription_exists(&mut *tx, &subscription).await? {
             return Err(unresolved(event));
         }
     }

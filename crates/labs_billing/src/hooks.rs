@@ -10,6 +10,7 @@
 //!
 //! Not in the public OpenAPI document: its only client is Stripe, whose format is Stripe's.
 
+use crate::ids::StripeEventId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ pub fn router(state: HooksState) -> Router {
 /// The fields of an event the receiver reads; the rest is stored as is.
 #[derive(Debug, Deserialize)]
 struct EventHead {
-    id: String,
+    id: StripeEventId,
     #[serde(rename = "type")]
     kind: String,
     created: i64,

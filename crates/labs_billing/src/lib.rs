@@ -15,6 +15,7 @@ pub mod api;
 pub mod db;
 pub mod events;
 pub mod hooks;
+pub mod ids;
 pub mod stripe;
 
 use axum::extract::FromRef;
@@ -25,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use api::{Billing, BillingConfig};
 pub use events::{BillingContext, ProcessStripeEvent};
 pub use hooks::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig, HooksState};
+pub use ids::{CheckoutSessionId, CustomerId, StripeEventId, SubscriptionId};
 
 /// The billing API's routes, under `/billing`.
 pub fn router<S>() -> OpenApiRouter<S>

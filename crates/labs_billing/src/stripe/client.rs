@@ -3,6 +3,7 @@
 //! each (a retried call never creates a second object), JSON answers, Stripe's error body
 //! turned into [`StripeError::Api`].
 
+use crate::ids::{CheckoutSessionId, CustomerId};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -43,13 +44,13 @@ pub enum StripeError {
 /// A customer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Customer {
-    pub id: String,
+    pub id: CustomerId,
 }
 
 /// A Checkout Session: send the user to `url`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CheckoutSession {
-    pub id: String,
+    pub id: CheckoutSessionId,
     pub url: Option<String>,
 }
 
@@ -69,7 +70,7 @@ pub enum Mode {
 /// A Checkout Session to create.
 #[derive(Debug, Clone)]
 pub struct CheckoutRequest<'a> {
-    pub customer: &'a str,
+    pub customer: &'a CustomerId,
     pub price: &'a str,
     pub mode: Mode,
     /// Our user id: comes back as `client_reference_id` and in the metadata of the session
@@ -174,7 +175,7 @@ impl StripeClient {
         };
         let mut form = vec![
             ("mode", mode),
-            ("customer", request.customer),
+            ("customer", request.customer.as_str()),
             ("client_reference_id", request.user_id),
             ("line_items[0][price]", request.price),
             ("line_items[0][quantity]", "1"),
@@ -191,13 +192,13 @@ impl StripeClient {
 
     pub async fn create_portal_session(
         &self,
-        customer: &str,
+        customer: &CustomerId,
         return_url: &str,
         idempotency_key: &str,
     ) -> Result<PortalSession, StripeError> {
         self.post(
             "/v1/billing_portal/sessions",
-            &[("customer", customer), ("return_url", return_url)],
+            &[("customer", customer.as_str()), ("return_url", return_url)],
             idempotency_key,
         )
         .await
