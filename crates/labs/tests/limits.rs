@@ -358,7 +358,7 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
     // from hearing that the password changed.
     let notice = labs_jobs::jobs::SendEmail {
         to: "ada@example.com".to_owned(),
-        email: labs_jobs::jobs::Email::PasswordChanged {},
+        email: labs_accounts::emails::AccountEmail::PasswordChanged.message(),
     };
     let mut tx = db.begin().await.unwrap();
     labs_jobs::outbox::enqueue(&mut tx, notice).await.unwrap();

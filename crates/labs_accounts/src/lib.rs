@@ -13,6 +13,7 @@
 mod account;
 pub mod auth;
 pub mod db;
+pub mod emails;
 pub mod links;
 mod mail;
 pub mod pages;

@@ -4,16 +4,21 @@
 
 use labs_auth::OpaqueToken;
 use labs_http::ApiError;
-use labs_jobs::jobs::{Email, SendEmail};
+use labs_jobs::jobs::SendEmail;
 use sqlx::PgConnection;
 
 use crate::Accounts;
+use crate::emails::AccountEmail;
 
 /// Queues `email` to `to` with the caller's transaction.
-pub(crate) async fn queue(tx: &mut PgConnection, to: &str, email: Email) -> Result<(), ApiError> {
+pub(crate) async fn queue(
+    tx: &mut PgConnection,
+    to: &str,
+    email: AccountEmail,
+) -> Result<(), ApiError> {
     let job = SendEmail {
         to: to.to_owned(),
-        email,
+        email: email.message(),
     };
     // With the request's trace context: the worker sends it in the same trace.
     labs_jobs::outbox::enqueue(tx, job).await?;
@@ -27,11 +32,11 @@ pub(crate) async fn queue_if(
     tx: &mut PgConnection,
     send: bool,
     to: &str,
-    email: Email,
+    email: AccountEmail,
 ) -> Result<(), ApiError> {
     let job = SendEmail {
         to: to.to_owned(),
-        email,
+        email: email.message(),
     };
     labs_jobs::outbox::enqueue_if(tx, send, job).await?;
     Ok(())

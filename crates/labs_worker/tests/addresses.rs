@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use labs_jobs::jobs::Email;
+use labs_jobs::jobs::Message;
 use labs_testkit::SmtpServer;
 use labs_worker::email::{MailConfig, Mailer};
 use secrecy::SecretString;
@@ -21,9 +21,7 @@ async fn an_address_the_mailer_cannot_send_to_is_dropped_not_retried_and_nothing
         smtp_ca_file: None,
     })
     .unwrap();
-    let email = Email::Test {
-        requested_by: "the address test".to_owned(),
-    };
+    let email = Message::test("the address test");
 
     // `Ok`: the job is done (an `Err` would be retried with backoff for hours). The last one
     // lettre would send, to a raw IP: the API refuses it, so the mailer does too.

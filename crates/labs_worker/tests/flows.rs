@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use labs_db::RedisConfig;
-use labs_jobs::jobs::{Email, RelayOutbox, SendEmail};
+use labs_jobs::jobs::{Message, RelayOutbox, SendEmail};
 use labs_jobs::{Handler, Job, JobQueue, JobsConfig, RuntimeConfig};
 use labs_testkit::{RedisServer, SmtpServer, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
@@ -115,9 +115,7 @@ async fn an_outbox_job_written_while_redis_is_down_is_emailed_once_redis_is_back
         .unwrap();
     let job = SendEmail {
         to: "new.user@example.com".to_owned(),
-        email: Email::Test {
-            requested_by: "the outbox test".to_owned(),
-        },
+        email: Message::test("the outbox test"),
     };
 
     // Redis is down when the business change commits with its job.
@@ -244,10 +242,8 @@ fn tls_mailer(url: String, ca_file: Option<std::path::PathBuf>) -> Mailer {
     .unwrap()
 }
 
-fn test_email() -> Email {
-    Email::Test {
-        requested_by: "the TLS test".to_owned(),
-    }
+fn test_email() -> Message {
+    Message::test("the TLS test")
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use labs_jobs::jobs::{Email, SendEmail};
+use labs_jobs::jobs::{Message, SendEmail};
 
 use super::stores::command_queue;
 use crate::cli::{EmailCommand, Environment};
@@ -22,7 +22,7 @@ pub(super) async fn email(env: Environment, command: EmailCommand) -> anyhow::Re
             let queue = command_queue(env, &args)?;
             let job = SendEmail {
                 to: to.into_string(),
-                email: Email::Test { requested_by },
+                email: Message::test(&requested_by),
             };
             let id = queue.enqueue(job).await?;
             writeln!(std::io::stdout().lock(), "queued test email as job {id}")?;

@@ -1,12 +1,12 @@
 //! Passwordless login with a 6-digit code sent by email.
 
+use crate::emails::AccountEmail as Message;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use labs_auth::token::six_digit_code;
 use labs_domain::{Email, UserId};
 use labs_http::ApiError;
 use labs_http::extract::Json;
-use labs_jobs::jobs::Email as Message;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;

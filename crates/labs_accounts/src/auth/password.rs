@@ -3,6 +3,7 @@
 
 use crate::db::credentials::Purpose;
 use crate::db::users::UserChanges;
+use crate::emails::AccountEmail as Message;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,6 @@ use labs_domain::{Email, Password};
 use labs_http::ApiError;
 use labs_http::etag::IfNoneMatch;
 use labs_http::extract::{Form, Json};
-use labs_jobs::jobs::Email as Message;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -314,7 +314,7 @@ pub(crate) async fn confirm_reset(
     let ended =
         crate::db::credentials::revoke_all_sessions(&mut *tx, user_id, "password reset").await?;
     crate::db::credentials::delete_email_otp(&mut *tx, user_id).await?;
-    mail::queue(&mut tx, &user.email, Message::PasswordChanged {}).await?;
+    mail::queue(&mut tx, &user.email, Message::PasswordChanged).await?;
     tx.commit().await?;
     tracing::info!(user = %user_id, sessions_ended = ended, "password reset");
     Ok(())
@@ -396,7 +396,7 @@ pub(crate) async fn change_password(
         "password changed",
     )
     .await?;
-    mail::queue(&mut tx, &found.user.email, Message::PasswordChanged {}).await?;
+    mail::queue(&mut tx, &found.user.email, Message::PasswordChanged).await?;
     tx.commit().await?;
     tracing::info!(user = %user_id, sessions_ended = ended, "password changed");
     Ok(StatusCode::NO_CONTENT)

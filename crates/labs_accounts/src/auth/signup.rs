@@ -3,6 +3,7 @@
 
 use crate::db::credentials::Purpose;
 use crate::db::users::NewUser;
+use crate::emails::AccountEmail as Message;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use labs_auth::Verification;
@@ -11,7 +12,6 @@ use labs_domain::UserId;
 use labs_domain::{Email, FullName, Password};
 use labs_http::ApiError;
 use labs_http::extract::Json;
-use labs_jobs::jobs::Email as Message;
 use serde::Deserialize;
 use sqlx::PgConnection;
 use utoipa::ToSchema;

@@ -19,8 +19,8 @@ use utoipa::ToSchema;
 use super::identity::CurrentUser;
 use super::limits::{self, ClientIp, Family};
 use super::session::{self, TokenResponse};
+use crate::emails::AccountEmail as Message;
 use crate::{Accounts, mail};
-use labs_jobs::jobs::Email as Message;
 
 const RECOVERY_PURPOSE: &str = "recovery_code";
 const RECOVERY_CODES: usize = 10;
@@ -277,7 +277,7 @@ pub(crate) async fn disable_totp(
     let mut tx = state.db.begin().await?;
     crate::db::users::disable_totp(&mut *tx, caller.user.id).await?;
     crate::db::credentials::delete_recovery_codes(&mut *tx, caller.user.id).await?;
-    mail::queue(&mut tx, &caller.user.email, Message::TotpDisabled {}).await?;
+    mail::queue(&mut tx, &caller.user.email, Message::TotpDisabled).await?;
     tx.commit().await?;
     tracing::info!(user = %caller.user.id, "TOTP turned off");
     Ok(StatusCode::NO_CONTENT)
@@ -317,12 +317,7 @@ pub(crate) async fn regenerate_recovery_codes(
     }
     let mut tx = state.db.begin().await?;
     let recovery_codes = new_recovery_codes(&state, &mut tx, caller.user.id).await?;
-    mail::queue(
-        &mut tx,
-        &caller.user.email,
-        Message::RecoveryCodesReplaced {},
-    )
-    .await?;
+    mail::queue(&mut tx, &caller.user.email, Message::RecoveryCodesReplaced).await?;
     tx.commit().await?;
     tracing::info!(user = %caller.user.id, "recovery codes replaced");
     Ok(Json(RecoveryCodes { recovery_codes }))

@@ -94,7 +94,7 @@ impl Mailer {
 
     /// Renders and sends one email. An address that cannot be sent to is a permanent failure:
     /// logged and dropped (`Ok`), not retried.
-    pub async fn send(&self, to: &str, email: &labs_jobs::jobs::Email) -> Result<(), JobError> {
+    pub async fn send(&self, to: &str, email: &labs_jobs::jobs::Message) -> Result<(), JobError> {
         let rendered = templates::render(email)?;
         // The rule every stored address passed at the API (one rule, labs_domain's). An address
         // that fails it (stored before the rule, or queued by hand) fails the same way on every
@@ -237,13 +237,13 @@ impl Handler<WorkerContext> for SendEmail {
     async fn handle(self, ctx: &WorkerContext) -> Result<(), JobError> {
         // Not capped: the operator's `labs email test` (only someone holding the deployment's
         // credentials can queue it, and a cap would make an SMTP debugging session go quiet),
-        // and security notices (see `Email::bypasses_address_cap`).
-        let capped = !self.email.bypasses_address_cap();
+        // and security notices (see `Message::bypasses_address_cap`).
+        let capped = !self.email.bypasses_address_cap;
         let Some(cap) = ctx.email_cap.as_ref().filter(|_| capped) else {
             return ctx.mailer.send(&self.to, &self.email).await;
         };
         if !cap.take(&self.to).await? {
-            let template = templates::name(&self.email);
+            let template = self.email.template.clone();
             metrics::counter!(
                 "labs_emails_dropped_total",
                 "reason" => "address_cap",
@@ -251,7 +251,7 @@ impl Handler<WorkerContext> for SendEmail {
             )
             .increment(1);
             tracing::warn!(
-                email.template = template,
+                email.template = %self.email.template,
                 email.domain = self.to.rsplit_once('@').map_or("", |(_, domain)| domain),
                 "email dropped: this address has had its share of messages for now"
             );
