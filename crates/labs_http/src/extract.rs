@@ -96,10 +96,11 @@ async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Byt
 /// that does not fit is read again, to list every failing field.
 fn json_object<T: DeserializeOwned + utoipa::PartialSchema>(bytes: &[u8]) -> Result<T, ApiError> {
     let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let mut first = None;
     if object {
         match serde_json::from_slice::<T>(bytes) {
             Ok(value) => return Ok(value),
-            Err(error) if error.is_data() => {}
+            Err(error) if error.is_data() => first = Some(error),
             Err(error) => return Err(malformed(&error)),
         }
     }
@@ -111,7 +112,16 @@ fn json_object<T: DeserializeOwned + utoipa::PartialSchema>(bytes: &[u8]) -> Res
             "The body must be a JSON object.",
         ));
     }
-    validation::json_object(value).map_err(ApiError::InvalidBody)
+    match validation::json_object::<T>(value) {
+        Err(errors) => Err(ApiError::InvalidBody(errors)),
+        // The bytes were refused where their parsed value passes: a key given twice (a value
+        // keeps the last one), which must stay refused, or a proxy that reads the first one
+        // would disagree with us about the body.
+        Ok(_) => Err(ApiError::InvalidBody(vec![FieldError::from_serde(
+            String::new(),
+            &first.map(|e| e.to_string()).unwrap_or_default(),
+        )])),
+    }
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {

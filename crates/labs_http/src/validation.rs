@@ -57,7 +57,7 @@ impl FieldError {
     }
 
     /// The error serde reported for the value at `pointer`, with the code its message names.
-    fn from_serde(pointer: String, message: &str) -> Self {
+    pub(crate) fn from_serde(pointer: String, message: &str) -> Self {
         if let Some((code, detail)) = labs_domain::refusal::split(message) {
             return Self::new(pointer, code, detail);
         }
@@ -123,7 +123,12 @@ pub(crate) fn json_object<T: DeserializeOwned + utoipa::PartialSchema>(
             }
         }
     }
-    while errors.len() < MAX_ERRORS {
+    // Bounded twice: by the errors listed, and by the reads (a read that lists nothing new
+    // still takes a member out, so there are at most as many as the type has fields).
+    for _ in 0..=MAX_ERRORS {
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(read) if errors.is_empty() => return Ok(read),
             Ok(_) => break,

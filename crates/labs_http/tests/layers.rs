@@ -207,6 +207,17 @@ async fn every_failing_field_of_a_body_is_located_not_only_the_first() {
     );
 }
 
+#[tokio::test]
+async fn a_key_given_twice_is_refused_not_read_as_the_last() {
+    let answer = send(post_json(
+        "/things",
+        r#"{"name": "kite", "name": "other", "colour": "red"}"#,
+    ))
+    .await;
+    let problem = problem_of(&answer);
+    assert_eq!(located(&problem), [("", "duplicate-field")]);
+}
+
 fn problem_of(answer: &Answer) -> Problem {
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     problem(answer)
