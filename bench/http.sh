@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# HTTP benchmarks of a release build on loopback, with wrk (and bench-webhooks for signed
-# webhook deliveries): fixed duration and connections, several runs, medians. Also: cold start
-# to ready, the raw argon2id rate of this machine (what login is compared with), and the API
-# process's peak RSS. Procedure and results: docs/PERFORMANCE.md. Needs the local Postgres and
-# Redis (make services) and wrk (apt install wrk). Not part of the test suite.
+# HTTP benchmarks of a release build on loopback, with wrk (and each feature's own, in
+# bench/http-FEATURE.sh): fixed duration and connections, several runs, medians. Also: cold
+# start to ready, the raw argon2id rate of this machine (what login is compared with), and the
+# API process's peak RSS. Procedure and results: docs/PERFORMANCE.md. Needs the local Postgres
+# and Redis (make services) and wrk (apt install wrk). Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +25,8 @@ password="bench-$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')
 DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$bin" user create-admin --email bench-admin@example.com >/dev/null
 psql "$database" -qc "INSERT INTO users (id, email) SELECT gen_random_uuid(), 'user' || i || '@example.com' FROM generate_series(1, 50) i"
 
-# The HTTP roles measured together, production-like.
-roles=api
-# template:begin stripe
+# The HTTP roles measured together, production-like: the API and the webhook receivers.
 roles=api,hooks
-# template:end stripe
 port=$(free_port)
 base="http://127.0.0.1:$port/api"
 work=$(mktemp -d)
@@ -138,9 +135,7 @@ bench "POST /api/auth/token ($cores connections)" -t"$cores" -c"$cores" -d"$dura
 bench "POST /api/auth/token ($((2 * cores)) connections)" -t"$cores" -c"$((2 * cores))" -d"$duration" -s "$work/login.lua" "$base/auth/token"
 bench "POST /api/auth/token ($connections connections)" "${common[@]}" -s "$work/login.lua" "$base/auth/token"
 "$target_dir/release/bench-argon2" --threads "$cores" --seconds 10 | sed 's/^/raw argon2id: /'
-# template:begin stripe
-for run in $(seq "$runs"); do
-  "$target_dir/release/bench-webhooks" --url "http://127.0.0.1:$port/hooks/stripe" --connections 32 --seconds 10 | sed "s/^/webhooks run $run: /"
-done
-# template:end stripe
+# A feature's own benchmarks against the same server, when present (the template's stripe
+# option removes bench/http-stripe.sh with the feature).
+if [ -f bench/http-stripe.sh ]; then . bench/http-stripe.sh; fi
 echo "api process peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2 / 1024 " MiB"}')"

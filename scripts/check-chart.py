@@ -32,9 +32,7 @@ VARIANTS = {
         "roles": {
             "worker": {"enabled": False},
             "scheduler": {"enabled": False},
-            # template:begin stripe
             "hooks": {"enabled": False},
-            # template:end stripe
         },
         "migrate": {"enabled": False},
         "ingress": {"enabled": False},
@@ -42,12 +40,8 @@ VARIANTS = {
     },
 }
 
-ROLES = {"api", "worker", "scheduler"}
-INGRESS_PATHS = ["/api"]
-# template:begin stripe
-ROLES.add("hooks")
-INGRESS_PATHS.append("/hooks")
-# template:end stripe
+ROLES = {"api", "hooks", "worker", "scheduler"}
+INGRESS_PATHS = ["/api", "/hooks"]
 
 failures = []
 

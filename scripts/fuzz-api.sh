@@ -27,14 +27,9 @@ psql "$admin" -qc "DROP DATABASE IF EXISTS $database_name WITH (FORCE)"
 settings=(LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:0" DATABASE_URL="$database"
   LABS_LOG_FORMAT=json LABS_RATE_LIMIT_NAMESPACE="labs:rl:fuzz:$$" LABS_JOBS_NAMESPACE="labs_fuzz_$$")
 processes=()
-# template:begin stripe
-# The billing endpoints call Stripe: point them at a local stand-in of its three endpoints.
-stripe_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 scripts/fake-stripe.py "$stripe_port" &
-processes+=("$!")
-settings+=(LABS_STRIPE_SECRET_KEY=sk_test_fuzz LABS_STRIPE_API_BASE="http://127.0.0.1:$stripe_port"
-  LABS_STRIPE_PRICE_SUBSCRIPTION=price_fuzz_monthly LABS_STRIPE_PRICE_ONE_TIME=price_fuzz_once)
-# template:end stripe
+# A feature's own settings and stand-ins, when present (the template's stripe option removes
+# scripts/fuzz-stripe.sh with the feature).
+if [ -f scripts/fuzz-stripe.sh ]; then . scripts/fuzz-stripe.sh; fi
 
 env "${settings[@]}" "$bin" serve --role api >"$log" 2>&1 &
 server=$!

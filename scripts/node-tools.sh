@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Makes sure the Node.js test tools are installed, each pinned by its package-lock.json:
+# Makes sure the Node.js test tools are installed, each pinned by its package-lock.json: every
+# tool folder under scripts/ (its package.json says what it is for), and the TypeScript SDK's
+# own tools. Among them:
 # - playwright-core (scripts/browser), which drives Debian's chromium (installed here from
 #   apt; playwright's own browser download is never used) through the docs UI;
 # - Redocly's CLI (scripts/openapi-tools), which lints docs/openapi.json (make lint-openapi);
 # - the TypeScript SDK's own tools (clients/typescript): @hey-api/openapi-ts, which generates
 #   it (make client) and checks it current and typed (make check-client, make lint-openapi),
-#   and TypeScript, which type-checks it and builds its end-to-end script (make sdk-e2e);
-# - Stripe's official SDK (scripts/stripe), which signs the webhook payloads the receiver's # template:only stripe
-#   tests send. # template:only stripe
+#   and TypeScript, which type-checks it and builds its end-to-end script (make sdk-e2e).
+# A feature's own tools come and go with their folder: the template's stripe option removes
+# scripts/stripe (Stripe's SDK, which signs the payloads of the webhook tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 apt_install() {
@@ -20,5 +22,8 @@ apt_install() {
 }
 command -v npm >/dev/null || apt_install nodejs npm
 command -v chromium >/dev/null || apt_install chromium
-scripts/npm-ci.sh scripts/browser scripts/openapi-tools clients/typescript
-scripts/npm-ci.sh scripts/stripe # template:only stripe
+tools=()
+for lock in scripts/*/package-lock.json; do
+  if [ -f "$lock" ]; then tools+=("${lock%/package-lock.json}"); fi
+done
+scripts/npm-ci.sh "${tools[@]}" clients/typescript

@@ -157,10 +157,8 @@ pub struct QueueArgs {
 pub enum Role {
     /// The public JSON API, its docs and health endpoints.
     Api,
-    // template:begin stripe
-    /// The webhook receiver (`/hooks/stripe`), deployed and scaled on its own.
+    /// The features' webhook receivers (`/hooks/…`), deployed and scaled on their own.
     Hooks,
-    // template:end stripe
     /// Background jobs from the Redis queue.
     Worker,
     /// Periodic jobs (run exactly one).
@@ -210,13 +208,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: labs_accounts::AuthConfig,
 
-    // template:begin stripe
+    /// The settings of every feature in the service's list (labs_features).
     #[command(flatten)]
-    pub billing: labs_billing::BillingConfig,
-
-    #[command(flatten)]
-    pub hooks: labs_billing::HooksConfig,
-    // template:end stripe
+    pub features: labs_features::Settings,
 }
 
 #[derive(Debug, Args)]

@@ -609,3 +609,109 @@ async fn billing_without_stripe_settings_is_a_clear_503(db: PgPool) {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.header("content-type"), "application/problem+json");
 }
+
+/// Billing's operations in the OpenAPI document (tests/api.rs checks the platform's and the
+/// accounts' ones, and that every operation is summarised and documents its errors).
+#[test]
+fn billing_operations_are_named_after_their_handlers() {
+    let document = serde_json::to_value(labs_api::openapi("/api")).unwrap();
+    let expected = [
+        ("/billing/checkout", "post", "create_checkout_session"),
+        ("/billing/portal", "post", "create_portal_session"),
+        ("/billing/subscription", "get", "get_subscription"),
+    ];
+    let billing: usize = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter(|operation| operation["tags"] == json!(["billing"]))
+        .count();
+    assert_eq!(billing, expected.len());
+    for (path, method, operation_id) in expected {
+        assert_eq!(
+            document["paths"][path][method]["operationId"], operation_id,
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets() {
+    let database = labs_testkit::TempDatabase::new("hooks");
+    let (status, _, stderr) = common::run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
+    assert!(status.success(), "{stderr}");
+    // No JWT, TOTP, code-hash or Stripe API key: the receiver needs none of them.
+    let production = [
+        ("LABS_ENV", "production"),
+        ("LABS_ROLES", "hooks"),
+        ("DATABASE_URL", database.url.as_str()),
+        ("REDIS_URL", "redis://localhost:6379"),
+    ];
+    let (status, _, stderr) = common::run_labs(&["serve"], &production);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("LABS_STRIPE_WEBHOOK_SECRETS must be set"),
+        "{stderr}"
+    );
+
+    let mut env = production.to_vec();
+    env.push((
+        "LABS_STRIPE_WEBHOOK_SECRETS",
+        "whsec_production_one,whsec_production_two",
+    ));
+    let mut server = common::Labs::serve(&env);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    assert_eq!(
+        http.get(server.url("/api/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for not_here in ["/api/openapi.json", "/api/auth/me", "/api/ext/echo"] {
+        let answer = http.get(server.url(not_here)).send().await.unwrap();
+        assert_eq!(answer.status(), 404, "{not_here} is the api role's");
+    }
+    let unsigned = http
+        .post(server.url("/hooks/stripe"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 400);
+    assert_eq!(
+        unsigned.headers()["content-type"],
+        "application/problem+json"
+    );
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn production_refuses_the_development_webhook_secret_spelt_differently() {
+    for spelt in [
+        "whsec_production_one,whsec_development_only ",
+        "\nwhsec_development_only\n",
+        "WHSEC_DEVELOPMENT_ONLY",
+    ] {
+        let stderr = common::refused(&[
+            ("LABS_ENV", "production".to_owned()),
+            ("LABS_ROLES", "hooks".to_owned()),
+            (
+                "DATABASE_URL",
+                "postgres://app:secret@db.internal/app".to_owned(),
+            ),
+            ("REDIS_URL", "redis://cache.internal:6379".to_owned()),
+            ("LABS_STRIPE_WEBHOOK_SECRETS", spelt.to_owned()),
+        ]);
+        assert!(
+            stderr.contains("LABS_STRIPE_WEBHOOK_SECRETS") && stderr.contains("development"),
+            "{spelt:?}: {stderr}"
+        );
+    }
+}

@@ -256,61 +256,6 @@ async fn create_admin_makes_or_promotes_an_administrator() {
     }
 }
 
-// template:begin stripe
-#[tokio::test]
-async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets() {
-    let database = TempDatabase::new("hooks");
-    let (status, _, stderr) = run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
-    assert!(status.success(), "{stderr}");
-    // No JWT, TOTP, code-hash or Stripe API key: the receiver needs none of them.
-    let production = [
-        ("LABS_ENV", "production"),
-        ("LABS_ROLES", "hooks"),
-        ("DATABASE_URL", database.url.as_str()),
-        ("REDIS_URL", "redis://localhost:6379"),
-    ];
-    let (status, _, stderr) = run_labs(&["serve"], &production);
-    assert!(!status.success());
-    assert!(
-        stderr.contains("LABS_STRIPE_WEBHOOK_SECRETS must be set"),
-        "{stderr}"
-    );
-
-    let mut env = production.to_vec();
-    env.push((
-        "LABS_STRIPE_WEBHOOK_SECRETS",
-        "whsec_production_one,whsec_production_two",
-    ));
-    let mut server = Labs::serve(&env);
-    let http = client();
-    assert_eq!(
-        http.get(server.url("/api/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    for not_here in ["/api/openapi.json", "/api/auth/me", "/api/ext/echo"] {
-        let answer = http.get(server.url(not_here)).send().await.unwrap();
-        assert_eq!(answer.status(), 404, "{not_here} is the api role's");
-    }
-    let unsigned = http
-        .post(server.url("/hooks/stripe"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unsigned.status(), 400);
-    assert_eq!(
-        unsigned.headers()["content-type"],
-        "application/problem+json"
-    );
-    server.signal("TERM");
-    assert!(server.wait(Duration::from_secs(10)).success());
-}
-// template:end stripe
-
 #[test]
 fn an_invalid_setting_is_refused_with_its_variable_named() {
     let (status, _, stderr) = run_labs(&["serve"], &[("LABS_ROOT_PATH", "api")]);
@@ -912,8 +857,8 @@ async fn without_redis_only_the_roles_that_run_jobs_leave_rotation() {
     let redis_down = format!("redis://127.0.0.1:{}", labs_testkit::free_port());
     let cases = [
         ("api", 200),
-        ("hooks", 200),     // template:only stripe
-        ("api,hooks", 200), // template:only stripe
+        ("hooks", 200),
+        ("api,hooks", 200),
         ("worker", 503),
         ("scheduler", 503),
     ];

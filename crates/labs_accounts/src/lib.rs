@@ -51,3 +51,11 @@ pub fn jobs<C: AccountsContext, R: Registry<C>>(registry: R) -> R {
         // Expired tokens, codes and sessions, and unclaimed accounts, deleted hourly.
         .job::<PurgeExpiredCredentials>()
 }
+
+/// The accounts' periodic jobs, for the scheduler's list (see `labs_worker::scheduler`).
+pub fn schedule() -> Vec<labs_jobs::Periodic> {
+    vec![
+        // Delete credentials that can no longer be used (at minute 17, off the hour's peak).
+        labs_jobs::Periodic::every::<PurgeExpiredCredentials>("0 17 * * * *"),
+    ]
+}

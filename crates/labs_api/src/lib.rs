@@ -1,7 +1,8 @@
 //! The public API: the route table of the features, the OpenAPI document, and the meta
 //! endpoints (root, ext, admin, docs).
 //!
-//! Each feature crate exports one `router()`; [`router`] below is the table of contents.
+//! Each feature crate exports one `router()`; [`router`] below is the table of contents
+//! (the features beyond accounts come from their one list, labs_features).
 //! Handlers stay short (extract, act, respond) and are described for OpenAPI where they are
 //! written: the function name is the operationId, the first doc line the summary.
 //!
@@ -12,13 +13,12 @@ mod docs;
 pub mod ext;
 pub mod openapi;
 pub mod root;
-mod state;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use state::{ApiParts, ApiState};
+pub use labs_features::{ApiParts, ApiState};
 
 /// Every route of the public API, with its OpenAPI description.
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -30,10 +30,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         // /auth, /.well-known/jwks.json, /users: accounts, logins, sessions, second factors,
         // and the admin users API.
         .merge(labs_accounts::router())
-        // template:begin stripe
-        // /billing: Stripe checkout, portal, subscription state.
-        .merge(labs_billing::router())
-        // template:end stripe
+        // Every feature of the service's list (labs_features): e.g. /billing.
+        .merge(labs_features::router())
         // /admin: operations views.
         .nest("/admin", admin::router())
         // /health: liveness and readiness probes.

@@ -29,9 +29,6 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, logins, sessions and second factors"),
         (name = "users", description = "Accounts, for administrators"),
-        // template:begin stripe
-        (name = "billing", description = "Payments with Stripe: checkout, customer portal, subscription state"),
-        // template:end stripe
         (name = "admin", description = "Operations views, for administrators"),
     )
 )]

@@ -13,7 +13,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use labs_db::PgPool;
 use serde::{Deserialize, Serialize};
 
 /// Applies one stored Stripe webhook event (`stripe_events`) to the billing tables.
@@ -32,13 +31,9 @@ impl Job for ProcessStripeEvent {
     const BASE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 }
 
-/// What billing's jobs need of the worker's context: the pool. The worker's context implements
-/// it, so this crate never names that type.
-pub trait BillingContext: Send + Sync + 'static {
-    fn db(&self) -> &PgPool;
-}
-
-impl<C: BillingContext> Handler<C> for ProcessStripeEvent {
+/// Runs on any worker context (the platform's [`labs_jobs::Context`]: the pool is all it needs),
+/// so this crate never names the worker's type.
+impl<C: labs_jobs::Context> Handler<C> for ProcessStripeEvent {
     async fn handle(self, ctx: &C) -> Result<(), JobError> {
         let Some(event) = crate::db::event(ctx.db(), &self.event_id).await? else {
             // The job is only written with its event: a missing row was deleted on purpose.

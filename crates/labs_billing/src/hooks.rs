@@ -23,8 +23,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use labs_http::extract::Json;
+use labs_http::metrics::WebhookOutcome;
 use labs_http::{ApiError, AppState};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -49,6 +50,49 @@ pub struct HooksConfig {
 
 /// The development secret, for `stripe listen --forward-to` and local tests. Production refuses it.
 pub const DEV_STRIPE_WEBHOOK_SECRET: &str = "whsec_development_only";
+
+/// The webhook secrets: the development secret when none is set in development; in production
+/// at least one, none of them the development one (in any spelling).
+pub(crate) fn webhook_secrets(
+    config: &HooksConfig,
+    production: bool,
+) -> anyhow::Result<Vec<SecretString>> {
+    let secrets: Vec<SecretString> = config
+        .stripe_webhook_secrets
+        .iter()
+        .filter(|secret| !secret.expose_secret().trim().is_empty())
+        .cloned()
+        .collect();
+    if secrets.is_empty() {
+        if production {
+            anyhow::bail!("LABS_STRIPE_WEBHOOK_SECRETS must be set when LABS_ENV=production");
+        }
+        return Ok(vec![SecretString::from(DEV_STRIPE_WEBHOOK_SECRET)]);
+    }
+    if production
+        && secrets
+            .iter()
+            .any(|secret| is_dev_webhook_secret(secret.expose_secret()))
+    {
+        anyhow::bail!(
+            "LABS_STRIPE_WEBHOOK_SECRETS holds the development secret (spelt differently); \
+             production needs the signing secret of its Stripe endpoint"
+        );
+    }
+    Ok(secrets)
+}
+
+/// Whether `secret` is the development webhook secret up to spelling: surrounding whitespace,
+/// letter case, with or without Stripe's `whsec_` prefix.
+fn is_dev_webhook_secret(secret: &str) -> bool {
+    let normal = |secret: &str| {
+        let secret = secret.trim().to_ascii_lowercase();
+        secret
+            .strip_prefix("whsec_")
+            .map_or(secret.clone(), str::to_owned)
+    };
+    normal(secret) == normal(DEV_STRIPE_WEBHOOK_SECRET)
+}
 
 /// What the receiver needs.
 #[derive(Debug, Clone)]
@@ -86,13 +130,12 @@ pub struct Received {
     pub duplicate: bool,
 }
 
-fn counted(outcome: &'static str) {
-    metrics::counter!("labs_webhook_events_total", "provider" => "stripe", "outcome" => outcome)
-        .increment(1);
+fn counted(outcome: WebhookOutcome) {
+    labs_http::metrics::webhook_event("stripe", outcome);
 }
 
 fn rejected(error: SignatureError) -> ApiError {
-    counted("rejected");
+    counted(WebhookOutcome::Rejected);
     tracing::warn!(%error, "webhook delivery refused");
     let (code, detail) = match error {
         SignatureError::Missing => (
@@ -125,7 +168,7 @@ async fn receive_stripe(
     crate::stripe::verify(&body, header, &state.secrets, tolerance, now).map_err(rejected)?;
 
     let malformed = || {
-        counted("rejected");
+        counted(WebhookOutcome::Rejected);
         ApiError::BadRequest {
             code: "malformed-event",
             detail: "The payload is not a Stripe event.",
@@ -152,7 +195,11 @@ async fn receive_stripe(
         labs_jobs::outbox::enqueue(&mut tx, job).await?;
     }
     tx.commit().await?;
-    counted(if fresh { "accepted" } else { "duplicate" });
+    counted(if fresh {
+        WebhookOutcome::Accepted
+    } else {
+        WebhookOutcome::Duplicate
+    });
     tracing::info!(event.id = %event.id, event.kind = %event.kind, duplicate = !fresh, "webhook event received");
     Ok((
         StatusCode::OK,
@@ -161,4 +208,45 @@ async fn receive_stripe(
             duplicate: !fresh,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::{HooksConfig, is_dev_webhook_secret, webhook_secrets};
+
+    #[test]
+    fn the_development_webhook_secret_is_recognised_in_any_spelling() {
+        for spelt in [
+            "whsec_development_only",
+            "whsec_development_only ",
+            "\twhsec_development_only\n",
+            "WHSEC_DEVELOPMENT_ONLY",
+            "development_only",
+        ] {
+            assert!(is_dev_webhook_secret(spelt), "{spelt:?}");
+        }
+        assert!(!is_dev_webhook_secret("whsec_9f8e7d6c5b4a"));
+    }
+
+    #[test]
+    fn production_needs_a_secret_of_its_own_and_development_has_a_default() {
+        let config = |secrets: &[&str]| HooksConfig {
+            stripe_webhook_secrets: secrets.iter().map(|s| SecretString::from(*s)).collect(),
+            stripe_webhook_tolerance: std::time::Duration::from_secs(300),
+        };
+        assert_eq!(webhook_secrets(&config(&[]), false).unwrap().len(), 1);
+        assert_eq!(webhook_secrets(&config(&[" "]), false).unwrap().len(), 1);
+        let unset = webhook_secrets(&config(&[]), true).unwrap_err().to_string();
+        assert!(unset.contains("must be set"), "{unset}");
+        let dev = webhook_secrets(&config(&["whsec_own", "WHSEC_DEVELOPMENT_ONLY"]), true);
+        assert!(dev.unwrap_err().to_string().contains("development"));
+        assert_eq!(
+            webhook_secrets(&config(&["whsec_a", "whsec_b"]), true)
+                .unwrap()
+                .len(),
+            2
+        );
+    }
 }

@@ -59,6 +59,31 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// What became of one webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// Verified and stored with its job.
+    Accepted,
+    /// Verified, and received before: acknowledged without a second job.
+    Duplicate,
+    /// Refused (signature missing, wrong or stale; body not an event).
+    Rejected,
+}
+
+/// Counts one delivery to a webhook receiver of the hooks role:
+/// `labs_webhook_events_total{provider, outcome}`. Every receiver counts through this one
+/// function, so that the `LabsWebhooksRejected` alert and the dashboard's panel hold for any
+/// provider a feature adds (`provider`: a fixed name such as `stripe`, never input).
+pub fn webhook_event(provider: &'static str, outcome: WebhookOutcome) {
+    let outcome = match outcome {
+        WebhookOutcome::Accepted => "accepted",
+        WebhookOutcome::Duplicate => "duplicate",
+        WebhookOutcome::Rejected => "rejected",
+    };
+    metrics::counter!("labs_webhook_events_total", "provider" => provider, "outcome" => outcome)
+        .increment(1);
+}
+
 /// `/metrics`: samples what is read at scrape time (the database pool), then renders.
 pub fn router(handle: PrometheusHandle, db: PgPool) -> Router {
     Router::new()

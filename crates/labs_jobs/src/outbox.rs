@@ -13,6 +13,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 
+use crate::Context;
 use crate::job::{Handler, Job, JobError};
 use crate::jobs::RelayOutbox;
 use crate::queue::{JobQueue, encode};
@@ -85,11 +86,9 @@ pub async fn pending(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// What the relay needs from a worker's context: the database, the queue, and the decoder of
-/// every job type the worker runs.
-pub trait RelayContext: Send + Sync {
-    fn db(&self) -> &PgPool;
-    fn queue(&self) -> &JobQueue;
+/// What the relay needs from a worker's context beyond [`Context`]: the decoder of every job
+/// type the worker runs.
+pub trait RelayContext: Context {
     fn relay(&self) -> &Relay;
 }
 

@@ -6,7 +6,8 @@
 //! relayable, or the reverse.
 //!
 //! Not here: the shared payload types, the queue and the outbox relay (labs_jobs), SQL
-//! (labs_db), a feature's own jobs (its crate exports them: `labs_billing::jobs`).
+//! (each feature's `db`), a feature's own jobs (its crate exports them; labs_features lists
+//! the features).
 
 pub mod email;
 pub mod scheduler;
@@ -41,14 +42,18 @@ impl std::fmt::Debug for WorkerContext {
     }
 }
 
-/// The outbox relay ([`RelayOutbox`], in labs_jobs) runs on this context.
-impl labs_jobs::outbox::RelayContext for WorkerContext {
+/// Every feature's handlers run on this context (they are generic over [`labs_jobs::Context`]).
+impl labs_jobs::Context for WorkerContext {
     fn db(&self) -> &PgPool {
         &self.db
     }
     fn queue(&self) -> &JobQueue {
         &self.queue
     }
+}
+
+/// The outbox relay ([`RelayOutbox`], in labs_jobs) runs on this context.
+impl labs_jobs::outbox::RelayContext for WorkerContext {
     fn relay(&self) -> &Relay {
         &self.relay
     }
@@ -63,15 +68,6 @@ impl labs_accounts::AccountsContext for WorkerContext {
         self.purge
     }
 }
-
-// template:begin stripe
-/// Billing's jobs run on this context.
-impl labs_billing::BillingContext for WorkerContext {
-    fn db(&self) -> &PgPool {
-        &self.db
-    }
-}
-// template:end stripe
 
 impl WorkerContext {
     pub fn new(db: PgPool, queue: JobQueue, mailer: Mailer) -> Self {
@@ -93,8 +89,8 @@ impl WorkerContext {
     }
 }
 
-/// Every job type the application runs, in one list: the shared ones, then each feature's
-/// (one `include` line per feature crate).
+/// Every job type the application runs, in one list: the shared ones, the accounts', then
+/// those of every feature in the service's list (labs_features).
 pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
     registry
         // Emails, through SMTP (or the log in development).
@@ -103,7 +99,7 @@ pub fn jobs<R: Registry<WorkerContext>>(registry: R) -> R {
         .job::<RelayOutbox>()
         // Each feature's own.
         .include(labs_accounts::jobs)
-        .include(labs_billing::jobs) // template:only stripe
+        .include(labs_features::jobs)
 }
 
 /// Runs the worker role until `shutdown`: every job type of [`jobs`], restarted after an

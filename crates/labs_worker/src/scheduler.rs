@@ -5,48 +5,25 @@
 //! Trade-offs: ticks missed while no scheduler runs are skipped, not caught up; a scheduler
 //! that dies between claiming a tick and enqueueing its job loses that one tick.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use labs_accounts::PurgeExpiredCredentials;
 use labs_db::RedisConnection;
+use labs_jobs::JobQueue;
+pub use labs_jobs::Periodic;
 use labs_jobs::jobs::RelayOutbox;
-use labs_jobs::{Job, JobQueue, JobsError};
 use tokio_util::sync::CancellationToken;
 
-/// A periodic job: its schedule and how to enqueue one run.
-#[derive(Debug, Clone)]
-pub struct Periodic {
-    pub name: &'static str,
-    pub schedule: cron::Schedule,
-    enqueue: fn(&JobQueue) -> EnqueueFuture<'_>,
-}
-
-type EnqueueFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, JobsError>> + Send + 'a>>;
-
-impl Periodic {
-    /// Job `J` (built with `Default`) on `schedule`: cron with seconds, e.g. `0 */5 * * * *`.
-    /// Panics on an invalid expression: the list is fixed in code and checked by a test.
-    pub fn every<J: Job + Default>(schedule: &str) -> Self {
-        Self {
-            name: J::NAME,
-            schedule: cron::Schedule::from_str(schedule)
-                .unwrap_or_else(|e| panic!("bad cron schedule for {}: {e}", J::NAME)),
-            enqueue: |queue| Box::pin(queue.enqueue(J::default())),
-        }
-    }
-}
-
-/// Every periodic job, in one list.
+/// Every periodic job: the platform's, then each feature's own list.
 pub fn schedule() -> Vec<Periodic> {
-    vec![
+    let mut periodic = vec![
         // Move jobs written with database changes to the queue.
         Periodic::every::<RelayOutbox>("* * * * * *"),
-        // Delete credentials that can no longer be used (at minute 17, off the hour's peak).
-        Periodic::every::<PurgeExpiredCredentials>("0 17 * * * *"),
-    ]
+    ];
+    // The accounts' (the hourly purge of credentials), then the features' (labs_features).
+    periodic.extend(labs_accounts::schedule());
+    periodic.extend(labs_features::schedule());
+    periodic
 }
 
 /// How long a claimed tick stays claimed: long enough that no late scheduler fires it again.
@@ -97,7 +74,7 @@ async fn fire(
 ) {
     let key = format!("{namespace}:scheduler:{}:{}", job.name, at.timestamp());
     match labs_db::redis::claim_once(redis, &key, CLAIM_TTL).await {
-        Ok(true) => match (job.enqueue)(queue).await {
+        Ok(true) => match job.enqueue(queue).await {
             Ok(job_id) => {
                 tracing::debug!(job.name = job.name, job.id = job_id, tick = %at, "periodic job enqueued");
             }

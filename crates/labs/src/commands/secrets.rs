@@ -6,10 +6,6 @@ use labs_auth::{AuthKeys, KeyConfig};
 
 use crate::cli::Environment;
 use crate::settings::required_secret;
-// template:begin stripe
-use labs_billing::{DEV_STRIPE_WEBHOOK_SECRET, HooksConfig};
-use secrecy::{ExposeSecret, SecretString};
-// template:end stripe
 
 /// The credential keys, each secret resolved like every other (development default, or set
 /// explicitly in production), then checked.
@@ -43,74 +39,4 @@ pub(super) fn auth_keys(env: Environment, config: &KeyConfig) -> anyhow::Result<
         crate::production::refuse(&problems)?;
     }
     Ok(keys)
-}
-
-// template:begin stripe
-/// The Stripe webhook secrets: the development secret when none is set in development; in
-/// production at least one, none of them the development one.
-pub(super) fn webhook_secrets(
-    env: Environment,
-    config: &HooksConfig,
-) -> anyhow::Result<Vec<SecretString>> {
-    let secrets: Vec<SecretString> = config
-        .stripe_webhook_secrets
-        .iter()
-        .filter(|secret| !secret.expose_secret().trim().is_empty())
-        .cloned()
-        .collect();
-    if secrets.is_empty() {
-        return Ok(vec![required_secret(
-            env,
-            "LABS_STRIPE_WEBHOOK_SECRETS",
-            None,
-            DEV_STRIPE_WEBHOOK_SECRET,
-        )?]);
-    }
-    for secret in &secrets {
-        required_secret(
-            env,
-            "LABS_STRIPE_WEBHOOK_SECRETS",
-            Some(secret),
-            DEV_STRIPE_WEBHOOK_SECRET,
-        )?;
-        if env.is_production() && is_dev_webhook_secret(secret.expose_secret()) {
-            anyhow::bail!(
-                "LABS_STRIPE_WEBHOOK_SECRETS holds the development secret (spelt differently); \
-                 production needs the signing secret of its Stripe endpoint"
-            );
-        }
-    }
-    Ok(secrets)
-}
-
-/// Whether `secret` is the development webhook secret up to spelling: surrounding whitespace,
-/// letter case, with or without Stripe's `whsec_` prefix.
-fn is_dev_webhook_secret(secret: &str) -> bool {
-    let normal = |secret: &str| {
-        let secret = secret.trim().to_ascii_lowercase();
-        secret
-            .strip_prefix("whsec_")
-            .map_or(secret.clone(), str::to_owned)
-    };
-    normal(secret) == normal(DEV_STRIPE_WEBHOOK_SECRET)
-}
-// template:end stripe
-
-#[cfg(test)]
-mod tests {
-    // template:begin stripe
-    #[test]
-    fn the_development_webhook_secret_is_recognised_in_any_spelling() {
-        for spelt in [
-            "whsec_development_only",
-            "whsec_development_only ",
-            "\twhsec_development_only\n",
-            "WHSEC_DEVELOPMENT_ONLY",
-            "development_only",
-        ] {
-            assert!(super::is_dev_webhook_secret(spelt), "{spelt:?}");
-        }
-        assert!(!super::is_dev_webhook_secret("whsec_9f8e7d6c5b4a"));
-    }
-    // template:end stripe
 }

@@ -17,12 +17,6 @@ use super::secrets::auth_keys;
 use super::stores::{database_url, job_queue, migrated_pool, pool, redis_url};
 use crate::app::{Roles, http_app, role_routes};
 use crate::cli::{Environment, Role, ServeArgs};
-// template:begin stripe
-use labs_billing::Billing;
-use labs_billing::HooksState;
-
-use super::secrets::webhook_secrets;
-// template:end stripe
 
 pub(super) async fn serve(
     env: Environment,
@@ -89,44 +83,32 @@ pub(super) async fn serve(
             &args.http.cors_origins,
             &args.http.root_path,
         );
-        // template:begin stripe
-        let billing = Billing::new(
-            state.db.clone(),
-            args.billing.clone(),
-            &accounts.auth.app_url,
-        )
-        .context("the Stripe client cannot be built")?;
-        // template:end stripe
+        // Each listed feature's part (labs_features), built from its settings.
+        let features = labs_features::Parts::new(&state, &accounts, &args.features)?;
         Some(ApiState::new(ApiParts {
             app: state.clone(),
             accounts,
-            // template:begin stripe
-            billing,
-            // template:end stripe
             queue: queue.clone(),
+            features,
         }))
     } else {
         None
     };
-    // template:begin stripe
-    // The receiver needs only its webhook secrets: no JWT or Stripe API key.
+    // The features' webhook receivers: they need only their own secrets (no JWT or API key).
     let hooks = if roles.has(Role::Hooks) {
-        Some(HooksState {
-            app: state.clone(),
-            secrets: std::sync::Arc::new(webhook_secrets(env, &args.hooks)?),
-            tolerance: args.hooks.stripe_webhook_tolerance,
-        })
+        Some(labs_features::hooks(
+            &state,
+            &args.features,
+            env.is_production(),
+        )?)
     } else {
         None
     };
-    // template:end stripe
     let routes = role_routes(state, api);
-    // template:begin stripe
     let routes = match hooks {
-        Some(hooks) => routes.merge(labs_billing::hooks::router(hooks)),
+        Some(hooks) => routes.merge(hooks),
         None => routes,
     };
-    // template:end stripe
     let app = http_app(routes, &args.http);
     let limits = labs_http::serve::Limits::from(&args.http);
     let http_limits = limits.clone();

@@ -141,10 +141,8 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
     struct Settings {
         #[command(flatten)]
         auth: labs_accounts::AuthConfig,
-        // template:begin stripe
         #[command(flatten)]
-        billing: labs_billing::BillingConfig,
-        // template:end stripe
+        features: labs_features::Settings,
     }
     let namespace = labs_testkit::unique_name("rl");
     let mut argv = vec!["labs", "--rate-limit-namespace", &namespace];
@@ -164,18 +162,12 @@ pub fn api_state(app: AppState, settings: &[&str]) -> ApiState {
         &[TRUSTED_ORIGIN.to_owned()],
         "/api",
     );
-    // template:begin stripe
-    let billing =
-        labs_billing::Billing::new(app.db.clone(), settings.billing, &accounts.auth.app_url)
-            .unwrap();
-    // template:end stripe
+    let features = labs_features::Parts::new(&app, &accounts, &settings.features).unwrap();
     ApiState::new(labs_api::ApiParts {
         app,
         accounts,
-        // template:begin stripe
-        billing,
-        // template:end stripe
         queue: job_queue(&shared_redis_url(), &labs_testkit::unique_name("jobs")),
+        features,
     })
 }
 
@@ -390,6 +382,37 @@ pub fn run_labs(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, Str
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `labs serve` with `settings` and returns its stderr, asserting that it refused to
+/// start: a process still running after a while has started, and is stopped (so that a broken
+/// guard rail fails the test instead of hanging it).
+pub fn refused(settings: &[(&'static str, String)]) -> String {
+    let mut child = Command::new(LABS)
+        .arg("serve")
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LABS_BIND", "127.0.0.1:0")
+        .env("LABS_METRICS_BIND", "127.0.0.1:0")
+        .envs(settings.iter().map(|(k, v)| (k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let names: Vec<&str> = settings.iter().map(|(k, _)| *k).collect();
+            panic!("labs started in production with these settings: {names:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Undoes quoted-printable (soft line breaks and `=XX`), which lettre uses for long lines.

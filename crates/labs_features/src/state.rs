@@ -1,5 +1,6 @@
-//! The API's state: the shared [`AppState`] plus each feature's part, offered to the features'
-//! handlers by `FromRef` (a feature names its own part, never this type).
+//! The api role's state: the shared [`AppState`], the accounts, the queue and each listed
+//! feature's part ([`Parts`]), offered to handlers by `FromRef` (a feature names its own
+//! part, never this type). The listed features' `FromRef` impls are written by `features!`.
 
 use std::sync::Arc;
 
@@ -7,6 +8,8 @@ use axum::extract::FromRef;
 use labs_accounts::Accounts;
 use labs_http::AppState;
 use labs_jobs::JobQueue;
+
+use crate::Parts;
 
 /// What API handlers reach. One `Arc`: axum clones the state for every request, and cloning
 /// the parts one by one (pool, Redis manager, queue, settings) showed in profiles as a few
@@ -20,8 +23,9 @@ pub struct ApiParts {
     pub app: AppState,
     /// The accounts feature's part (it holds the keys and policy, `labs_accounts::Auth`).
     pub accounts: Accounts,
-    pub billing: labs_billing::Billing, // template:only stripe
     pub queue: JobQueue,
+    /// The listed features' parts.
+    pub features: Parts,
 }
 
 impl ApiState {
@@ -49,14 +53,6 @@ impl FromRef<ApiState> for Accounts {
         state.accounts.clone()
     }
 }
-
-// template:begin stripe
-impl FromRef<ApiState> for labs_billing::Billing {
-    fn from_ref(state: &ApiState) -> Self {
-        state.billing.clone()
-    }
-}
-// template:end stripe
 
 impl FromRef<ApiState> for labs_db::PgPool {
     fn from_ref(state: &ApiState) -> Self {
