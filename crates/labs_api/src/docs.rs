@@ -30,7 +30,7 @@ use utoipa_swagger_ui::Config;
 ///
 /// The one hash is of the `<style>` element inside Swagger UI's logo
 /// (`swagger-ui-standalone-preset.js`): a hash allows exactly that text, where `'unsafe-inline'`
-/// would allow any injected style. `tests/docs.rs` recomputes it from the served file, so an
+/// would allow any injected style. `crates/labs/tests/app/docs.rs` recomputes it from the served file, so an
 /// upgrade of Swagger UI that changes it fails there, not silently in browsers.
 pub(crate) const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \

@@ -6,6 +6,8 @@
 //! its own throwaway `redis-server`). Tests that need worker *processes* re-run this test binary
 //! as a child (see `child_worker`).
 
+mod addresses;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

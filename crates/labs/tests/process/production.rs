@@ -2,11 +2,9 @@
 //! a development key in any spelling, a key too regular to be random, or a setting production
 //! must not run with, and names the variable; with keys and settings of its own it starts.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Labs, refused, run_labs};
+use crate::common::{Labs, refused, run_labs};
 use labs_auth::config::{
     DEV_CODE_HASH_KEY, DEV_JWT_HS256_SECRET, DEV_JWT_SIGNING_KEY, DEV_TOTP_ENCRYPTION_KEYS,
     generate_symmetric_key,

@@ -1,12 +1,10 @@
 //! The API role over its real router: a fresh, migrated database per test (`#[sqlx::test]`)
 //! and the real Redis.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{app, app_with, http_config, state_with_redis};
 use axum::http::StatusCode;
-use common::{app, app_with, http_config, state_with_redis};
 use labs_db::{PgConfig, PgPool};
 use labs_testkit::{BlackHole, RedisServer, get, shared_redis_url};
 use secrecy::SecretString;

@@ -2,14 +2,12 @@
 //! an exhausted connection pool, SIGTERM under load, and a client that never finishes its
 //! headers. The Redis restart and the worker killed mid-job are in labs_worker's tests.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Labs, metric, run_labs};
+use crate::common::{Labs, metric, run_labs};
 use labs_testkit::{PostgresServer, TempDatabase};
 use serde_json::json;
 
@@ -384,7 +382,7 @@ async fn a_redis_outage_fails_no_request_and_loses_no_email() {
     redis.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // This process runs the worker and the scheduler too, which need Redis: not ready, and it
-    // says why. (A process of the api and hooks roles alone stays ready: tests/api.rs.)
+    // says why. (A process of the api and hooks roles alone stays ready: tests/app/api.rs.)
     let ready = client()
         .get(server.url("/api/health/ready"))
         .send()

@@ -2,14 +2,12 @@
 //! email matters) a real SMTP server fed by the real worker: every flow end to end, and the
 //! attacks each defence exists for.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{TRUSTED_ORIGIN, auth_app, call, insert_user, job_queue};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{TRUSTED_ORIGIN, auth_app, call, insert_user, job_queue};
 use labs_db::PgPool;
 use labs_domain::{SessionId, UserId};
 use labs_jobs::Handler;
@@ -39,7 +37,7 @@ async fn get_as(app: &Router, path: &str, token: &str) -> Answer {
 
 /// An account made directly in the database, with [`PASSWORD`].
 async fn user(db: &PgPool, email: &str, admin: bool, verified: bool) -> UserId {
-    common::insert_user_with_password(db, email, PASSWORD, admin, verified).await
+    crate::common::insert_user_with_password(db, email, PASSWORD, admin, verified).await
 }
 
 /// The API with budgets above what a test makes: for tests of something else than the limits.
@@ -81,7 +79,7 @@ struct Mail {
 impl Mail {
     fn start(db: &PgPool) -> Self {
         let smtp = SmtpServer::start();
-        let mailer = common::mailer(Some(smtp.port));
+        let mailer = crate::common::mailer(Some(smtp.port));
         let ctx = WorkerContext::new(
             db.clone(),
             job_queue(&shared_redis_url(), &unique_name("mail")),
@@ -122,7 +120,7 @@ impl Mail {
                 new
             };
             if let Some(new) = new {
-                return common::decode_quoted_printable(&new);
+                return crate::common::decode_quoted_printable(&new);
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -1742,7 +1740,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         .await
         .unwrap();
 
-    let mailer = common::mailer(None);
+    let mailer = crate::common::mailer(None);
     let ctx = WorkerContext::new(
         db.clone(),
         job_queue(&shared_redis_url(), &unique_name("purge")),

@@ -2,17 +2,15 @@
 //! worker applying events (once, in any order, after a Redis outage), and the billing API
 //! against a local fake of Stripe's documented endpoints.
 
-mod common;
-
 use labs_billing::StripeEventId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{api_state, call, http_config, insert_user, job_queue, state_with_redis};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{api_state, call, http_config, insert_user, job_queue, state_with_redis};
 use labs::app::{http_app, role_routes};
 use labs_billing::HooksState;
 use labs_billing::ProcessStripeEvent;
@@ -100,7 +98,7 @@ fn subscription_event(id: &str, kind: &str, created: i64, user: UserId, status: 
 }
 
 fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
-    let mailer = common::mailer(None);
+    let mailer = crate::common::mailer(None);
     WorkerContext::new(
         db.clone(),
         job_queue(redis_url, &unique_name("billing")),
@@ -610,7 +608,7 @@ async fn billing_without_stripe_settings_is_a_clear_503(db: PgPool) {
     assert_eq!(answer.header("content-type"), "application/problem+json");
 }
 
-/// Billing's operations in the OpenAPI document (tests/api.rs checks the platform's and the
+/// Billing's operations in the OpenAPI document (app/api.rs checks the platform's and the
 /// accounts' ones, and that every operation is summarised and documents its errors).
 #[test]
 fn billing_operations_are_named_after_their_handlers() {
@@ -639,7 +637,8 @@ fn billing_operations_are_named_after_their_handlers() {
 #[tokio::test]
 async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets() {
     let database = labs_testkit::TempDatabase::new("hooks");
-    let (status, _, stderr) = common::run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
+    let (status, _, stderr) =
+        crate::common::run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
     assert!(status.success(), "{stderr}");
     // No JWT, TOTP, code-hash or Stripe API key: the receiver needs none of them.
     let production = [
@@ -648,7 +647,7 @@ async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets()
         ("DATABASE_URL", database.url.as_str()),
         ("REDIS_URL", "redis://localhost:6379"),
     ];
-    let (status, _, stderr) = common::run_labs(&["serve"], &production);
+    let (status, _, stderr) = crate::common::run_labs(&["serve"], &production);
     assert!(!status.success());
     assert!(
         stderr.contains("LABS_STRIPE_WEBHOOK_SECRETS must be set"),
@@ -660,7 +659,7 @@ async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets()
         "LABS_STRIPE_WEBHOOK_SECRETS",
         "whsec_production_one,whsec_production_two",
     ));
-    let mut server = common::Labs::serve(&env);
+    let mut server = crate::common::Labs::serve(&env);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -699,7 +698,7 @@ fn production_refuses_the_development_webhook_secret_spelt_differently() {
         "\nwhsec_development_only\n",
         "WHSEC_DEVELOPMENT_ONLY",
     ] {
-        let stderr = common::refused(&[
+        let stderr = crate::common::refused(&[
             ("LABS_ENV", "production".to_owned()),
             ("LABS_ROLES", "hooks".to_owned()),
             (

@@ -1,9 +1,7 @@
 //! The docs UI's security headers and the `LABS_DOCS` switch, over the real API router.
 
-mod common;
-
+use crate::common::{app, app_with, http_config, state_with_redis};
 use axum::http::StatusCode;
-use common::{app, app_with, http_config, state_with_redis};
 use labs_db::PgPool;
 use labs_testkit::{get, shared_redis_url};
 

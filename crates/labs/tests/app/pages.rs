@@ -4,11 +4,9 @@
 //! a cross-site post is refused, and the headers hold. The same flows in a real browser, from
 //! a real worker's email: `process::emailed_links_open_pages_that_verify_and_reset_in_a_browser`.
 
-mod common;
-
+use crate::common::{auth_app, call};
 use axum::Router;
 use axum::http::StatusCode;
-use common::{auth_app, call};
 use labs_db::PgPool;
 use labs_testkit::Answer;
 use serde_json::{Value, json};
@@ -235,7 +233,7 @@ async fn the_verification_link_opens_a_form_that_confirms_the_address(db: PgPool
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_reset_link_opens_a_form_that_sets_a_new_password(db: PgPool) {
     let app = roomy_app(db.clone());
-    common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+    crate::common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
     let asked = call(
         &app,
         "POST",
@@ -449,7 +447,7 @@ async fn bad_links_and_bad_forms_are_4xx_pages(db: PgPool) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_cross_site_form_post_is_refused_and_spends_nothing(db: PgPool) {
     let app = roomy_app(db.clone());
-    common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+    crate::common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
     call(
         &app,
         "POST",

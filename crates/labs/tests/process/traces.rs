@@ -2,14 +2,12 @@
 //! `traceparent`) in its log line and in the log lines of the job it enqueued, run by the
 //! worker role; and spans exported over OTLP/HTTP when an endpoint is set.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Labs;
+use crate::common::Labs;
 use labs_testkit::{TempDatabase, unique_name};
 use serde_json::{Value, json};
 

@@ -1,11 +1,9 @@
 //! The real `labs` binary as a child process, over TCP: start-up, logs, signals, exit codes,
 //! and the production guard rails.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Labs, metric, run_labs};
+use crate::common::{Labs, metric, run_labs};
 use labs_testkit::{BlackHole, SmtpServer, TempDatabase, shared_redis_url, unique_name};
 use serde_json::Value;
 
@@ -645,7 +643,7 @@ async fn the_docs_authorize_button_logs_in_and_try_it_out_sends_the_token() {
         .until_status("/api/health/ready", 200, Duration::from_secs(30))
         .await;
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
-    common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+    crate::common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
 
     // Kept out of the repository: a temporary file, named in the output.
     let screenshot = std::env::temp_dir().join(format!("{}.png", unique_name("docs-authorize")));
@@ -775,7 +773,7 @@ async fn emailed_links_open_pages_that_verify_and_reset_in_a_browser() {
             tokio::task::spawn_blocking(move || {
                 smtp.wait_for_messages(count, Duration::from_secs(60))
                     .iter()
-                    .map(|raw| common::decode_quoted_printable(raw))
+                    .map(|raw| crate::common::decode_quoted_printable(raw))
                     .find(|message| message.contains(&format!("/{page}?token=")))
                     .unwrap_or_else(|| panic!("no email with a {page} link"))
             })
@@ -794,7 +792,7 @@ async fn emailed_links_open_pages_that_verify_and_reset_in_a_browser() {
     assert_eq!(signup.status(), 202);
     let message = email_with("verify-email", 1).await;
     assert!(message.contains("To: ada@example.com"), "{message}");
-    let link = common::emailed_link(&message, "verify-email");
+    let link = crate::common::emailed_link(&message, "verify-email");
     assert!(
         link.starts_with(&format!("{origin}/api/verify-email?token=")),
         "{link}"
@@ -814,7 +812,7 @@ async fn emailed_links_open_pages_that_verify_and_reset_in_a_browser() {
         .unwrap();
     assert_eq!(reset.status(), 202);
     let message = email_with("reset-password", 2).await;
-    let link = common::emailed_link(&message, "reset-password");
+    let link = crate::common::emailed_link(&message, "reset-password");
     assert!(
         link.starts_with(&format!("{origin}/api/reset-password?token=")),
         "{link}"

@@ -1,10 +1,8 @@
 //! Addresses at the API's edge: one the mailer cannot send to is refused at signup with a 422
 //! problem, instead of being stored and its verification email retried for hours.
 
-mod common;
-
+use crate::common::{auth_app, call};
 use axum::http::StatusCode;
-use common::{auth_app, call};
 use labs_db::PgPool;
 use serde_json::json;
 

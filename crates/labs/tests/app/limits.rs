@@ -7,13 +7,11 @@
 //! Client addresses come in `X-Forwarded-For` from a trusted proxy: in-process requests have
 //! no TCP peer, which the API reads as `0.0.0.0`, trusted here.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{auth_app, call, job_queue};
 use axum::Router;
 use axum::http::StatusCode;
-use common::{auth_app, call, job_queue};
 use labs_db::PgPool;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
@@ -53,7 +51,7 @@ async fn login_from(app: &Router, from: &str, email: &str, password: &str) -> St
 
 /// An account made directly in the database, with [`PASSWORD`].
 async fn user(db: &PgPool, email: &str, verified: bool) -> labs_domain::UserId {
-    common::insert_user_with_password(db, email, PASSWORD, false, verified).await
+    crate::common::insert_user_with_password(db, email, PASSWORD, false, verified).await
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -212,10 +210,10 @@ struct Mail {
 impl Mail {
     fn start(db: &PgPool) -> Self {
         let smtp = SmtpServer::start();
-        let mailer = common::mailer(Some(smtp.port));
+        let mailer = crate::common::mailer(Some(smtp.port));
         let redis = labs_db::redis::connect_lazy(
             &SecretString::from(shared_redis_url()),
-            &common::redis_config(),
+            &crate::common::redis_config(),
         )
         .unwrap();
         let cap = EmailCap::new(redis, "5/1h".parse().unwrap(), &unique_name("mailcap"));
@@ -381,13 +379,13 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
 async fn limits_hold_per_replica_while_redis_is_down_and_return_to_redis(db: PgPool) {
     user(&db, "ada@example.com", true).await;
     let mut redis = labs_testkit::RedisServer::start();
-    let state = common::state_with_redis(db.clone(), &redis.url());
+    let state = crate::common::state_with_redis(db.clone(), &redis.url());
     let mut settings = BEHIND_PROXY.to_vec();
     settings.extend_from_slice(&["--rate-limit-per-ip", "3/1m"]);
-    let api = common::api_state(state.clone(), &settings);
+    let api = crate::common::api_state(state.clone(), &settings);
     let app = labs::app::http_app(
         labs::app::role_routes(state, Some(api)),
-        &common::http_config(),
+        &crate::common::http_config(),
     );
 
     redis.stop();
@@ -419,9 +417,11 @@ async fn limits_hold_per_replica_while_redis_is_down_and_return_to_redis(db: PgP
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let from_new_client = login_from(&app, "192.0.2.1", "ada@example.com", PASSWORD).await;
     assert_eq!(from_new_client, StatusCode::OK);
-    let mut connection =
-        labs_db::redis::connect_lazy(&SecretString::from(redis.url()), &common::redis_config())
-            .unwrap();
+    let mut connection = labs_db::redis::connect_lazy(
+        &SecretString::from(redis.url()),
+        &crate::common::redis_config(),
+    )
+    .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*:login:ip:192.0.2.1")
         .query_async(&mut connection)

@@ -1,0 +1,10 @@
+//! The child-process tests of the binary crate: the real `labs` binary over TCP (logs, signals,
+//! exit codes, production guard rails, faults of its stores, traces), one test binary for them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod binary;
+mod faults;
+mod production;
+mod traces;
