@@ -139,12 +139,13 @@ LABS_CODE_HASH_KEY=$(openssl rand -base64 32)
 export LABS_JWT_SIGNING_KEY LABS_TOTP_ENCRYPTION_KEYS LABS_CODE_HASH_KEY
 # The labs roles of the stack, each a compose service.
 roles=(api hooks worker scheduler)
-# A feature's own part of these checks lives in .ci/containers-FEATURE.sh, sourced here when
-# present (the template's stripe option removes .ci/containers-stripe.sh with the feature): it
-# exports the settings its feature requires and adds to stack_checks the functions to run once
-# the compose.prod.yaml stack is up.
+# A feature's own part of these checks is a file in .ci/containers.d/, sourced here (a template
+# option that drops the feature drops its file): it exports the settings its feature requires
+# and adds to stack_checks the functions to run once the compose.prod.yaml stack is up.
 stack_checks=()
-if [ -f .ci/containers-stripe.sh ]; then . .ci/containers-stripe.sh; fi
+for part in .ci/containers.d/*.sh; do
+  if [ -f "$part" ]; then . "$part"; fi
+done
 POSTGRES_PASSWORD=ci LABS_SMTP_URL=smtp://127.0.0.1:25 docker compose -f compose.prod.yaml config -q
 log "Helm chart"
 "$venv/bin/python" scripts/check-chart.py

@@ -135,7 +135,9 @@ bench "POST /api/auth/token ($cores connections)" -t"$cores" -c"$cores" -d"$dura
 bench "POST /api/auth/token ($((2 * cores)) connections)" -t"$cores" -c"$((2 * cores))" -d"$duration" -s "$work/login.lua" "$base/auth/token"
 bench "POST /api/auth/token ($connections connections)" "${common[@]}" -s "$work/login.lua" "$base/auth/token"
 "$target_dir/release/bench-argon2" --threads "$cores" --seconds 10 | sed 's/^/raw argon2id: /'
-# A feature's own benchmarks against the same server, when present (the template's stripe
-# option removes bench/http-stripe.sh with the feature).
-if [ -f bench/http-stripe.sh ]; then . bench/http-stripe.sh; fi
+# Each feature's own benchmarks against the same server: the files of bench/http.d/ (a
+# template option that drops the feature drops its file).
+for part in bench/http.d/*.sh; do
+  if [ -f "$part" ]; then . "$part"; fi
+done
 echo "api process peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2 / 1024 " MiB"}')"

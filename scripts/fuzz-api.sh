@@ -27,9 +27,11 @@ psql "$admin" -qc "DROP DATABASE IF EXISTS $database_name WITH (FORCE)"
 settings=(LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:0" DATABASE_URL="$database"
   LABS_LOG_FORMAT=json LABS_RATE_LIMIT_NAMESPACE="labs:rl:fuzz:$$" LABS_JOBS_NAMESPACE="labs_fuzz_$$")
 processes=()
-# A feature's own settings and stand-ins, when present (the template's stripe option removes
-# scripts/fuzz-stripe.sh with the feature).
-if [ -f scripts/fuzz-stripe.sh ]; then . scripts/fuzz-stripe.sh; fi
+# Each feature's own settings and stand-ins: the files of scripts/fuzz-api.d/ (a template
+# option that drops the feature drops its file).
+for part in scripts/fuzz-api.d/*.sh; do
+  if [ -f "$part" ]; then . "$part"; fi
+done
 
 env "${settings[@]}" "$bin" serve --role api >"$log" 2>&1 &
 server=$!

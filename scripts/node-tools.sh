@@ -8,8 +8,8 @@
 # - the TypeScript SDK's own tools (clients/typescript): @hey-api/openapi-ts, which generates
 #   it (make client) and checks it current and typed (make check-client, make lint-openapi),
 #   and TypeScript, which type-checks it and builds its end-to-end script (make sdk-e2e).
-# A feature's own tools come and go with their folder: the template's stripe option removes
-# scripts/stripe (Stripe's SDK, which signs the payloads of the webhook tests).
+# A feature's own tools come and go with their folder (a template option that drops a feature
+# drops its folder too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 apt_install() {

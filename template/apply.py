@@ -41,9 +41,9 @@ FEATURE_PATHS = {
         "scripts/fake-stripe.py",
         "scripts/stripe",
         # Its parts of the platform's scripts, each sourced by its script only when present.
-        ".ci/containers-stripe.sh",
-        "bench/http-stripe.sh",
-        "scripts/fuzz-stripe.sh",
+        ".ci/containers.d/stripe.sh",
+        "bench/http.d/stripe.sh",
+        "scripts/fuzz-api.d/stripe.sh",
     ],
     # The template's own machinery: never part of a generated project.
     "upstream": [

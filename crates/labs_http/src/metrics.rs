@@ -73,7 +73,7 @@ pub enum WebhookOutcome {
 /// Counts one delivery to a webhook receiver of the hooks role:
 /// `labs_webhook_events_total{provider, outcome}`. Every receiver counts through this one
 /// function, so that the `LabsWebhooksRejected` alert and the dashboard's panel hold for any
-/// provider a feature adds (`provider`: a fixed name such as `stripe`, never input).
+/// provider a feature adds (`provider`: the fixed name of the sender, never input).
 pub fn webhook_event(provider: &'static str, outcome: WebhookOutcome) {
     let outcome = match outcome {
         WebhookOutcome::Accepted => "accepted",
