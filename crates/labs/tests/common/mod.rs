@@ -1,5 +1,8 @@
 //! Test harness: the real application on a per-test database and the real Redis, typed
 //! request helpers, throwaway Redis servers, and the real `labs` binary as a child process.
+//!
+//! Over 400 lines on purpose: the one harness both test binaries include (`#[path]`), small
+//! helpers side by side; its largest part, `Labs` (the binary as a child process), is one type.
 
 #![allow(
     dead_code,

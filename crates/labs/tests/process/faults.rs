@@ -1,6 +1,10 @@
 //! Faults, against the real binary: Postgres restarted under load (its own throwaway server),
 //! an exhausted connection pool, SIGTERM under load, and a client that never finishes its
 //! headers. The Redis restart and the worker killed mid-job are in labs_worker's tests.
+//!
+//! Over 400 lines on purpose: five fault scenarios, each self-contained (its own servers, load
+//! and timings, up to 200 lines for the Redis outage); a file per fault would scatter one
+//! topic for little gain.
 
 use std::io::{Read, Write};
 use std::sync::Arc;

@@ -1,6 +1,8 @@
-//! The production guard rails, on the real binary: `LABS_ENV=production` refuses to start with
-//! a development key in any spelling, a key too regular to be random, or a setting production
-//! must not run with, and names the variable; with keys and settings of its own it starts.
+//! The production guard rails, on the real binary: `LABS_ENV=production` refuses to start
+//! without the secrets its roles need (the database, Redis, the credential keys, SMTP for a
+//! worker), with a development key in any spelling, a key too regular to be random, or a setting
+//! production must not run with, and names the variable; with keys and settings of its own it
+//! starts.
 
 use std::time::Duration;
 
@@ -158,4 +160,82 @@ async fn production_starts_with_keys_and_settings_of_its_own() {
     let mut server = Labs::serve(&env);
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn production_refuses_to_start_without_its_secrets() {
+    let (status, _, stderr) = run_labs(&["serve"], &[("LABS_ENV", "production")]);
+    assert!(!status.success());
+    assert!(stderr.contains("DATABASE_URL must be set"), "{stderr}");
+
+    let (status, _, stderr) = run_labs(
+        &["serve"],
+        &[
+            ("LABS_ENV", "production"),
+            ("DATABASE_URL", "postgres://app:secret@db.internal/app"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ],
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("REDIS_URL is set to the development default"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_production_api_refuses_to_start_without_its_credential_keys() {
+    let urls = [
+        ("LABS_ENV", "production"),
+        ("DATABASE_URL", "postgres://app:secret@db.internal/app"),
+        ("REDIS_URL", "redis://cache.internal:6379"),
+    ];
+    let (status, _, stderr) = run_labs(&["serve", "--role", "api"], &urls);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("LABS_JWT_SIGNING_KEY must be set"),
+        "{stderr}"
+    );
+
+    let mut with_dev_key = urls.to_vec();
+    with_dev_key.push((
+        "LABS_JWT_SIGNING_KEY",
+        labs_auth::config::DEV_JWT_SIGNING_KEY,
+    ));
+    let (status, _, stderr) = run_labs(&["serve", "--role", "api"], &with_dev_key);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("LABS_JWT_SIGNING_KEY is set to the development default"),
+        "{stderr}"
+    );
+
+    let (status, stdout, _) = run_labs(&["keys", "generate", "jwt"], &[]);
+    assert!(status.success());
+    let own_key = stdout
+        .split("# its public key")
+        .next()
+        .unwrap()
+        .trim_start_matches("# LABS_JWT_SIGNING_KEY\n")
+        .to_owned();
+    let mut with_bad_totp = urls.to_vec();
+    with_bad_totp.push(("LABS_JWT_SIGNING_KEY", &own_key));
+    with_bad_totp.push(("LABS_TOTP_ENCRYPTION_KEYS", "1:c2hvcnQ="));
+    with_bad_totp.push(("LABS_CODE_HASH_KEY", "c2hvcnQ="));
+    let (status, _, stderr) = run_labs(&["serve", "--role", "api"], &with_bad_totp);
+    assert!(!status.success());
+    assert!(stderr.contains("LABS_TOTP_ENCRYPTION_KEYS"), "{stderr}");
+}
+
+#[test]
+fn a_production_worker_refuses_to_start_without_smtp() {
+    let (status, _, stderr) = run_labs(
+        &["serve", "--role", "worker"],
+        &[
+            ("LABS_ENV", "production"),
+            ("DATABASE_URL", "postgres://app:secret@db.internal/app"),
+            ("REDIS_URL", "redis://cache.internal:6379"),
+        ],
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("LABS_SMTP_URL must be set"), "{stderr}");
 }
