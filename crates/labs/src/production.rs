@@ -44,6 +44,19 @@ pub fn refuse(problems: &[String]) -> anyhow::Result<()> {
 /// Every reason the api role's settings are unfit for production; empty when there is none.
 pub fn api_problems(auth: &AuthConfig) -> Vec<String> {
     let mut problems = key_setting_problems(&auth.keys);
+    if auth
+        .app_url
+        .as_deref()
+        .is_none_or(|url| url.trim().is_empty())
+    {
+        // The development default (this process's own pages on localhost) would put dead
+        // links in every email a production service sends.
+        problems.push(
+            "LABS_APP_URL must be set when LABS_ENV=production: the links in emails open it \
+             (the service's own pages: https://<public host><LABS_ROOT_PATH>)"
+                .to_owned(),
+        );
+    }
     if !auth.cookie_secure {
         problems.push(
             "LABS_COOKIE_SECURE=false: production cookies must be Secure (HTTPS only)".to_owned(),
@@ -124,13 +137,24 @@ mod tests {
         <Settings as clap::Parser>::parse_from(argv).auth
     }
 
+    /// The problems of `args`, given an app URL (which production requires).
     fn problems(args: &[&str]) -> Vec<String> {
-        api_problems(&auth(args))
+        let with_url = ["--app-url", "https://app.example.com"];
+        api_problems(&auth(&[&with_url[..], args].concat()))
     }
 
     #[test]
     fn the_defaults_pass() {
         assert_eq!(problems(&[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_unset_or_empty_app_url_is_refused() {
+        for args in [&[][..], &["--app-url", " "][..]] {
+            let found = api_problems(&auth(args));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(found[0].contains("LABS_APP_URL"), "{found:?}");
+        }
     }
 
     #[test]

@@ -61,19 +61,21 @@ pub(super) async fn serve(
     let listener = TcpListener::bind(args.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (LABS_BIND)", args.http.bind))?;
-    if args.auth.app_url.is_none() {
-        // Unset: the emailed links open this process's own pages (labs_accounts::pages).
-        let port = listener.local_addr()?.port();
-        args.auth.app_url = Some(labs_accounts::links::local_app_url(
-            port,
-            &args.http.root_path,
-        ));
-    }
     // Only the api role holds credential keys: the other roles run without them.
     let api = if roles.has(Role::Api) {
         let keys = auth_keys(env, &args.auth.keys)?;
+        // Checked before the development default below, which production must not get.
         if env.is_production() {
             crate::production::refuse(&crate::production::api_problems(&args.auth))?;
+        }
+        if args.auth.app_url.is_none() {
+            // Unset (development): the emailed links open this process's own pages
+            // (labs_accounts::pages).
+            let port = listener.local_addr()?.port();
+            args.auth.app_url = Some(labs_accounts::links::local_app_url(
+                port,
+                &args.http.root_path,
+            ));
         }
         let accounts = Accounts::new(
             state.db.clone(),

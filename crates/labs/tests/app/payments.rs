@@ -3,7 +3,7 @@
 //! against a local fake of Stripe's documented endpoints.
 //!
 //! Over 400 lines on purpose: the template's `stripe` option removes this file whole
-//! (template/apply.py, and `mod payments; // template:only stripe` in main.rs), so the tests,
+//! (template/apply.py, and its `mod` line in main.rs, marked for that option), so the tests,
 //! the fake Stripe and the signing helpers stay in one file that option can drop.
 
 use labs_billing::StripeEventId;

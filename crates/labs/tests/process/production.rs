@@ -30,6 +30,7 @@ fn own_settings() -> Vec<(&'static str, String)> {
             format!("1:{}", generate_symmetric_key()),
         ),
         ("LABS_CODE_HASH_KEY", generate_symmetric_key()),
+        ("LABS_APP_URL", "https://app.example.com/api".to_owned()),
     ]
 }
 
@@ -238,4 +239,17 @@ fn a_production_worker_refuses_to_start_without_smtp() {
     );
     assert!(!status.success());
     assert!(stderr.contains("LABS_SMTP_URL must be set"), "{stderr}");
+}
+
+/// Without `LABS_APP_URL`, every email would link to the development default (localhost):
+/// production refuses to start and says which variable to set.
+#[test]
+fn a_production_api_refuses_to_start_without_the_app_url_its_emails_link_to() {
+    let mut settings = own_settings();
+    settings.retain(|(name, _)| *name != "LABS_APP_URL");
+    let stderr = refused(&settings);
+    assert!(
+        stderr.contains("LABS_APP_URL must be set when LABS_ENV=production"),
+        "{stderr}"
+    );
 }
