@@ -180,7 +180,7 @@ admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_container WITH (FORCE)' -c 'CREATE DATABASE labs_container'
 # Production settings: the URLs are explicit, and not the development defaults.
 env=(-e "DATABASE_URL=postgres://postgres@$gateway:5432/labs_container" -e "REDIS_URL=redis://$gateway:6379" -e LABS_JOBS_NAMESPACE=labs_container_ci
-  -e LABS_JWT_SIGNING_KEY -e LABS_TOTP_ENCRYPTION_KEYS -e LABS_CODE_HASH_KEY)
+  -e LABS_JWT_SIGNING_KEY -e LABS_TOTP_ENCRYPTION_KEYS -e LABS_CODE_HASH_KEY -e LABS_APP_URL=http://127.0.0.1/api)
 
 log "labs migrate, in the image"
 docker run --rm "${env[@]}" labs:ci migrate
