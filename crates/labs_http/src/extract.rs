@@ -226,7 +226,7 @@ where
         let bytes = body(req, state).await?;
         match serde_urlencoded::from_bytes::<T>(&bytes) {
             Ok(value) => Ok(Self(value)),
-            Err(_) => validation::urlencoded(&bytes, |field| format!("/{field}"))
+            Err(_) => validation::urlencoded(&bytes, validation::member_pointer)
                 .map(Self)
                 .map_err(ApiError::InvalidBody),
         }

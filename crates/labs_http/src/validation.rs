@@ -231,6 +231,16 @@ fn required_fields<T: utoipa::PartialSchema>() -> Vec<String> {
     }
 }
 
+/// The RFC 6901 pointer of a top-level member named `key`: `/key`, with `~` and `/` escaped
+/// (`a/b` is `/a~1b`), so that a client can follow it whatever the name.
+pub(crate) fn member_pointer(key: &str) -> String {
+    format!("/{}", escape_key(key))
+}
+
+fn escape_key(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 /// RFC 6901: `/a/0/b`, with `~` and `/` escaped in keys.
 fn pointer_of(segments: &[Segment]) -> String {
     let mut pointer = String::new();
@@ -239,7 +249,7 @@ fn pointer_of(segments: &[Segment]) -> String {
         match segment {
             Segment::Seq { index } => pointer.push_str(&index.to_string()),
             Segment::Map { key } | Segment::Enum { variant: key } => {
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                pointer.push_str(&escape_key(key));
             }
             Segment::Unknown => pointer.push('-'),
         }

@@ -126,3 +126,24 @@ fn every_failing_query_parameter_is_listed_by_name() {
     let page = urlencoded::<Page>(b"limit=3", str::to_owned).unwrap();
     assert_eq!((page.offset, page.limit), (0, 3));
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Login {
+    email: String,
+}
+
+/// A form's fields are named by RFC 6901 pointers (as the JSON body's are): `~` and `/` in a
+/// field's name are escaped, so that the pointer names that field and no other.
+#[test]
+fn form_fields_are_named_by_escaped_pointers() {
+    let found: Vec<(String, String)> =
+        urlencoded::<Login>(b"email=a&a%2Fb~c=1", super::member_pointer)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| (e.pointer, e.code))
+            .collect();
+    assert_eq!(found, [pair("/a~1b~0c", "unknown-field")]);
+    assert_eq!(super::member_pointer("email"), "/email");
+}
