@@ -5,8 +5,11 @@ use std::collections::HashSet;
 
 use axum::Router;
 use clap::ValueEnum;
-use labs_api::ApiState;
+use labs_accounts::{Accounts, AuthConfig};
+use labs_api::{ApiParts, ApiState};
+use labs_auth::AuthKeys;
 use labs_http::{ApiError, AppState, HttpConfig, layers, root_path};
+use labs_jobs::JobQueue;
 
 use crate::cli::Role;
 
@@ -27,6 +30,51 @@ impl Roles {
     pub fn has(&self, role: Role) -> bool {
         self.0.contains(&role)
     }
+}
+
+/// The api role's state: the accounts (with `keys` and `auth`), every listed feature's part
+/// (labs_features) built from its `features` settings, and the job queue. `labs serve` and
+/// the tests' `TestApp` both build it here, so that tests run the state production runs.
+pub fn api_state(
+    state: &AppState,
+    keys: AuthKeys,
+    auth: AuthConfig,
+    http: &HttpConfig,
+    queue: JobQueue,
+    features: &labs_features::Settings,
+) -> anyhow::Result<ApiState> {
+    let accounts = Accounts::new(
+        state.db.clone(),
+        state.redis.clone(),
+        keys,
+        auth,
+        &http.cors_origins,
+        &http.root_path,
+    );
+    let features = labs_features::Parts::new(state, &accounts, features)?;
+    Ok(ApiState::new(ApiParts {
+        app: state.clone(),
+        accounts,
+        queue,
+        features,
+    }))
+}
+
+/// A process's whole HTTP application: the api role's routes when `api` is given, the
+/// features' webhook receivers when `hooks` is (the hooks role), the health endpoints always,
+/// under the shared middleware and the root path. `labs serve` and `TestApp` both call it.
+pub fn application(
+    state: AppState,
+    api: Option<ApiState>,
+    hooks: Option<Router>,
+    config: &HttpConfig,
+) -> Router {
+    let routes = role_routes(state, api);
+    let routes = match hooks {
+        Some(hooks) => routes.merge(hooks),
+        None => routes,
+    };
+    http_app(routes, config)
 }
 
 /// The routes of a process before the shared middleware: the public API when `api` is given

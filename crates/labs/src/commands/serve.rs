@@ -3,8 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use labs_accounts::Accounts;
-use labs_api::{ApiParts, ApiState};
 use labs_db::redis;
 use labs_http::AppState;
 use labs_jobs::{JobQueue, RuntimeConfig};
@@ -15,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::secrets::auth_keys;
 use super::stores::{database_url, job_queue, migrated_pool, pool, redis_url};
-use crate::app::{Roles, http_app, role_routes};
+use crate::app::{Roles, application};
 use crate::cli::{Environment, Role, ServeArgs};
 
 pub(super) async fn serve(
@@ -77,22 +75,14 @@ pub(super) async fn serve(
                 &args.http.root_path,
             ));
         }
-        let accounts = Accounts::new(
-            state.db.clone(),
-            state.redis.clone(),
+        Some(crate::app::api_state(
+            &state,
             keys,
             args.auth.clone(),
-            &args.http.cors_origins,
-            &args.http.root_path,
-        );
-        // Each listed feature's part (labs_features), built from its settings.
-        let features = labs_features::Parts::new(&state, &accounts, &args.features)?;
-        Some(ApiState::new(ApiParts {
-            app: state.clone(),
-            accounts,
-            queue: queue.clone(),
-            features,
-        }))
+            &args.http,
+            queue.clone(),
+            &args.features,
+        )?)
     } else {
         None
     };
@@ -106,12 +96,7 @@ pub(super) async fn serve(
     } else {
         None
     };
-    let routes = role_routes(state, api);
-    let routes = match hooks {
-        Some(hooks) => routes.merge(hooks),
-        None => routes,
-    };
-    let app = http_app(routes, &args.http);
+    let app = application(state, api, hooks, &args.http);
     let limits = labs_http::serve::Limits::from(&args.http);
     let http_limits = limits.clone();
     let http_shutdown = shutdown.clone();

@@ -1,14 +1,14 @@
 //! Addresses at the API's edge: one the mailer cannot send to is refused at signup with a 422
 //! problem, instead of being stored and its verification email retried for hours.
 
-use crate::common::{auth_app, call};
 use axum::http::StatusCode;
 use labs_db::PgPool;
+use labs_testapp::TestApp;
 use serde_json::json;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn signup_refuses_addresses_the_mailer_cannot_send_to(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     for unsendable in [
         "a..b@example.com",
         ".ada@example.com",
@@ -17,14 +17,14 @@ async fn signup_refuses_addresses_the_mailer_cannot_send_to(db: PgPool) {
         "x@127.0.0.1",
         "\"ada\"@example.com",
     ] {
-        let answer = call(
-            &app,
-            "POST",
-            "/api/auth/signup",
-            Some(json!({"email": unsendable, "password": "correct horse battery staple"})),
-            &[],
-        )
-        .await;
+        let answer = app
+            .call(
+                "POST",
+                "/api/auth/signup",
+                Some(json!({"email": unsendable, "password": "correct horse battery staple"})),
+                &[],
+            )
+            .await;
         assert_eq!(
             answer.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -44,13 +44,13 @@ async fn signup_refuses_addresses_the_mailer_cannot_send_to(db: PgPool) {
         "nothing stored"
     );
 
-    let sendable = call(
-        &app,
-        "POST",
+    let sendable = app.call("POST",
         "/api/auth/signup",
         Some(json!({"email": "ada.lovelace@example.com", "password": "correct horse battery staple"})),
         &[],
     )
     .await;
     assert_eq!(sendable.status, StatusCode::ACCEPTED);
+    // The accepted signup's confirmation is sent.
+    app.drain().await;
 }

@@ -3,18 +3,24 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{app, app_with, http_config, state_with_redis};
 use axum::http::StatusCode;
 use labs_db::{PgConfig, PgPool};
-use labs_testkit::{BlackHole, RedisServer, get, shared_redis_url};
+use labs_http::AppState;
+use labs_testapp::TestApp;
+use labs_testkit::{BlackHole, RedisServer};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+/// The application on a database that cannot answer: no worker (it would wait on it too).
+fn router_on(db: PgPool) -> TestApp {
+    TestApp::builder(db).without_worker().spawn()
+}
+
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_root_describes_the_service_and_its_root_path(db: PgPool) {
-    let app = app(db);
+    let app = TestApp::new(db);
     for path in ["/api/", "/api", "/"] {
-        let answer = get(&app, path).await;
+        let answer = app.get(path).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
         assert_eq!(
             answer.json(),
@@ -25,9 +31,9 @@ async fn the_root_describes_the_service_and_its_root_path(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn echo_answers_with_and_without_the_root_path(db: PgPool) {
-    let app = app(db);
+    let app = TestApp::new(db);
     for path in ["/api/ext/echo", "/ext/echo"] {
-        let answer = get(&app, path).await;
+        let answer = app.get(path).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
         assert_eq!(answer.json(), json!({"message": "Hello World"}));
     }
@@ -35,7 +41,7 @@ async fn echo_answers_with_and_without_the_root_path(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_path_that_only_starts_like_the_root_path_is_not_stripped(db: PgPool) {
-    let answer = get(&app(db), "/apiext/echo").await;
+    let answer = TestApp::new(db).get("/apiext/echo").await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.header("content-type"), "application/problem+json");
 }
@@ -43,7 +49,7 @@ async fn a_path_that_only_starts_like_the_root_path_is_not_stripped(db: PgPool) 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_original_healthcheck_reports_real_checks(db: PgPool) {
     let before = time::OffsetDateTime::now_utc();
-    let answer = get(&app(db), "/api/ext/healthcheck").await;
+    let answer = TestApp::new(db).get("/api/ext/healthcheck").await;
     assert_eq!(answer.status, StatusCode::OK);
     let body = answer.json();
     assert_eq!(body["allOk"], true);
@@ -60,7 +66,7 @@ async fn the_original_healthcheck_reports_real_checks(db: PgPool) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_original_healthcheck_says_which_dependency_is_down(_db: PgPool) {
     let unreachable = unreachable_pool();
-    let answer = get(&app(unreachable), "/api/ext/healthcheck").await;
+    let answer = router_on(unreachable).get("/api/ext/healthcheck").await;
     assert_eq!(
         answer.status,
         StatusCode::OK,
@@ -92,7 +98,7 @@ fn pg_config() -> PgConfig {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn readiness_reports_each_dependency_with_its_latency(db: PgPool) {
-    let answer = get(&app(db), "/api/health/ready").await;
+    let answer = TestApp::new(db).get("/api/health/ready").await;
     assert_eq!(answer.status, StatusCode::OK);
     let body = answer.json();
     assert_eq!(body["ready"], true);
@@ -106,15 +112,15 @@ async fn readiness_reports_each_dependency_with_its_latency(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn liveness_needs_no_dependency(_db: PgPool) {
-    let answer = get(&app(unreachable_pool()), "/health/live").await;
+    let answer = router_on(unreachable_pool()).get("/health/live").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json(), json!({"status": "ok"}));
 }
 
 #[sqlx::test(migrations = false)]
 async fn readiness_is_503_until_the_migrations_are_applied(db: PgPool) {
-    let app = app(db.clone());
-    let answer = get(&app, "/api/health/ready").await;
+    let app = TestApp::new(db.clone());
+    let answer = app.get("/api/health/ready").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     let error = answer.json()["checks"]["postgres"]["error"]
         .as_str()
@@ -123,7 +129,7 @@ async fn readiness_is_503_until_the_migrations_are_applied(db: PgPool) {
     assert!(error.contains("labs migrate"), "{error}");
 
     labs_db::pg::migrate(&db).await.unwrap();
-    assert_eq!(get(&app, "/api/health/ready").await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/health/ready").await.status, StatusCode::OK);
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -132,7 +138,7 @@ async fn readiness_answers_503_within_its_deadline_when_postgres_hangs(_db: PgPo
     let url = SecretString::from(format!("postgres://postgres@127.0.0.1:{}/x", hole.port));
     let hanging = labs_db::pg::connect_lazy(&url, &pg_config()).unwrap();
     let started = Instant::now();
-    let answer = get(&app(hanging), "/api/health/ready").await;
+    let answer = router_on(hanging).get("/api/health/ready").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.json()["checks"]["postgres"]["error"], "timeout");
     assert!(
@@ -146,16 +152,18 @@ async fn readiness_answers_503_within_its_deadline_when_postgres_hangs(_db: PgPo
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn an_api_only_process_stays_ready_without_redis_and_says_it_is_degraded(db: PgPool) {
     let mut redis = RedisServer::start();
-    let state = state_with_redis(db, &redis.url()).ready_without_redis();
-    let app = app_with(state, &http_config());
-    let body = get(&app, "/api/health/ready").await.json();
+    let app = TestApp::builder(db)
+        .redis(&redis.url())
+        .state(AppState::ready_without_redis)
+        .spawn();
+    let body = app.get("/api/health/ready").await.json();
     assert_eq!(
         (body["ready"].clone(), body["degraded"].clone()),
         (json!(true), json!(false))
     );
 
     redis.stop();
-    let answer = get(&app, "/api/health/ready").await;
+    let answer = app.get("/api/health/ready").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let body = answer.json();
     assert_eq!(body["ready"], true);
@@ -167,11 +175,11 @@ async fn an_api_only_process_stays_ready_without_redis_and_says_it_is_degraded(d
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn readiness_follows_redis_down_and_back_up(db: PgPool) {
     let mut redis = RedisServer::start();
-    let app = app_with(state_with_redis(db, &redis.url()), &http_config());
-    assert_eq!(get(&app, "/api/health/ready").await.status, StatusCode::OK);
+    let app = TestApp::builder(db).redis(&redis.url()).spawn();
+    assert_eq!(app.get("/api/health/ready").await.status, StatusCode::OK);
 
     redis.stop();
-    let answer = get(&app, "/api/health/ready").await;
+    let answer = app.get("/api/health/ready").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     let body = answer.json();
     assert_eq!(body["ready"], false);
@@ -181,7 +189,7 @@ async fn readiness_follows_redis_down_and_back_up(db: PgPool) {
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let status = get(&app, "/api/health/ready").await.status;
+        let status = app.get("/api/health/ready").await.status;
         if status == StatusCode::OK {
             break;
         }
@@ -195,9 +203,9 @@ async fn readiness_follows_redis_down_and_back_up(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_docs_ui_is_served_under_the_root_path(db: PgPool) {
-    let app = app(db);
+    let app = TestApp::new(db);
 
-    let redirect = get(&app, "/api/docs").await;
+    let redirect = app.get("/api/docs").await;
     assert_eq!(redirect.status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(
         redirect.header("location"),
@@ -205,38 +213,36 @@ async fn the_docs_ui_is_served_under_the_root_path(db: PgPool) {
         "relative, so that the prefix is kept"
     );
 
-    let index = get(&app, "/api/docs/").await;
+    let index = app.get("/api/docs/").await;
     assert_eq!(index.status, StatusCode::OK);
     assert!(index.header("content-type").starts_with("text/html"));
     assert!(index.text().contains("swagger-ui"));
 
-    let initializer = get(&app, "/api/docs/swagger-initializer.js").await;
+    let initializer = app.get("/api/docs/swagger-initializer.js").await;
     assert!(
         initializer.text().contains(r#""url": "/api/openapi.json""#),
         "{}",
         initializer.text()
     );
 
-    let missing = get(&app, "/api/docs/no-such-file.js").await;
+    let missing = app.get("/api/docs/no-such-file.js").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn without_a_root_path_the_docs_fetch_the_spec_at_the_top(db: PgPool) {
-    let mut config = http_config();
-    config.root_path = String::new();
-    let mut state = state_with_redis(db, &shared_redis_url());
-    state.root_path = String::new();
-    let app = app_with(state, &config);
-    let initializer = get(&app, "/docs/swagger-initializer.js").await;
+    let app = TestApp::builder(db)
+        .http(|http| http.root_path = String::new())
+        .spawn();
+    let initializer = app.get("/docs/swagger-initializer.js").await;
     assert!(initializer.text().contains(r#""url": "/openapi.json""#));
-    let spec = get(&app, "/openapi.json").await.json();
+    let spec = app.get("/openapi.json").await.json();
     assert_eq!(spec["servers"], json!([{"url": "/"}]));
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_served_spec_is_the_published_document(db: PgPool) {
-    let answer = get(&app(db), "/api/openapi.json").await;
+    let answer = TestApp::new(db).get("/api/openapi.json").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("content-type"), "application/json");
     let published = serde_json::to_value(labs_api::openapi("/api")).unwrap();

@@ -1,9 +1,8 @@
 //! The docs UI's security headers and the `LABS_DOCS` switch, over the real API router.
 
-use crate::common::{app, app_with, http_config, state_with_redis};
 use axum::http::StatusCode;
 use labs_db::PgPool;
-use labs_testkit::{get, shared_redis_url};
+use labs_testapp::TestApp;
 
 /// The docs' policy: Swagger UI's own files and its logo's `<style>` (by hash), `data:` icons,
 /// fetches to this origin, no framing.
@@ -14,14 +13,14 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_docs_pages_carry_their_own_strict_csp(db: PgPool) {
-    let app = app(db);
+    let app = TestApp::new(db);
     for path in [
         "/api/docs",
         "/api/docs/",
         "/api/docs/swagger-initializer.js",
         "/api/docs/swagger-ui-bundle.js",
     ] {
-        let answer = get(&app, path).await;
+        let answer = app.get(path).await;
         assert!(!answer.status.is_server_error(), "{path}");
         let csp = answer.header("content-security-policy");
         assert_eq!(csp, DOCS_CSP, "{path}");
@@ -30,17 +29,17 @@ async fn the_docs_pages_carry_their_own_strict_csp(db: PgPool) {
         assert_eq!(answer.header("x-content-type-options"), "nosniff");
     }
     // The index loads scripts from files only (an inline script would need 'unsafe-inline').
-    let index = get(&app, "/api/docs/").await.text();
+    let index = app.get("/api/docs/").await.text();
     assert!(!index.contains("<script>"), "{index}");
     // No badge from swagger.io's validator: the CSP would block it, and it leaks the spec URL.
-    let initializer = get(&app, "/api/docs/swagger-initializer.js").await.text();
+    let initializer = app.get("/api/docs/swagger-initializer.js").await.text();
     assert!(
         initializer.contains(r#""validatorUrl": "none""#),
         "{initializer}"
     );
     // The spec and the API are API answers, with the API's policy.
     for path in ["/api/openapi.json", "/api/"] {
-        let answer = get(&app, path).await;
+        let answer = app.get(path).await;
         assert_eq!(
             answer.header("content-security-policy"),
             "default-src 'none'; frame-ancestors 'none'",
@@ -51,21 +50,17 @@ async fn the_docs_pages_carry_their_own_strict_csp(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn with_docs_off_the_ui_is_gone_but_the_spec_stays(db: PgPool) {
-    let mut config = http_config();
-    config.docs = false;
-    let mut state = state_with_redis(db, &shared_redis_url());
-    state.docs = false;
-    let app = app_with(state, &config);
+    let app = TestApp::builder(db).http(|http| http.docs = false).spawn();
     for path in [
         "/api/docs",
         "/api/docs/",
         "/api/docs/swagger-initializer.js",
     ] {
-        let answer = get(&app, path).await;
+        let answer = app.get(path).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(answer.header("content-type"), "application/problem+json");
     }
-    let spec = get(&app, "/api/openapi.json").await;
+    let spec = app.get("/api/openapi.json").await;
     assert_eq!(spec.status, StatusCode::OK);
     assert_eq!(spec.json()["openapi"], "3.1.0");
 }
@@ -73,8 +68,9 @@ async fn with_docs_off_the_ui_is_gone_but_the_spec_stays(db: PgPool) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_style_hash_in_the_docs_csp_is_that_of_the_served_swagger_ui(db: PgPool) {
     use base64::Engine;
-    let app = app(db);
-    let preset = get(&app, "/api/docs/swagger-ui-standalone-preset.js")
+    let app = TestApp::new(db);
+    let preset = app
+        .get("/api/docs/swagger-ui-standalone-preset.js")
         .await
         .text();
     // Every `<style>` element Swagger UI renders (React's `createElement("style", null, css)`).
@@ -94,7 +90,7 @@ async fn the_style_hash_in_the_docs_csp_is_that_of_the_served_swagger_ui(db: PgP
         1,
         "Swagger UI's inline styles changed: {hashes:?}"
     );
-    let csp = get(&app, "/api/docs/").await;
+    let csp = app.get("/api/docs/").await;
     let csp = csp.header("content-security-policy");
     assert!(
         csp.contains(&hashes[0]),

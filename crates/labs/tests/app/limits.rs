@@ -7,41 +7,36 @@
 //! Client addresses come in `X-Forwarded-For` from a trusted proxy: in-process requests have
 //! no TCP peer, which the API reads as `0.0.0.0`, trusted here.
 //!
-//! Over 400 lines on purpose: nine short scenarios of one defence, sharing the forwarded-address
-//! helpers and the mail catcher; split, each part would be a few tests and the same fixtures.
+//! Nine short scenarios of one defence, sharing the forwarded-address helpers.
 
 use std::time::Duration;
 
-use crate::common::{auth_app, call, job_queue};
-use axum::Router;
 use axum::http::StatusCode;
 use labs_db::PgPool;
-use labs_jobs::Handler;
-use labs_jobs::jobs::RelayOutbox;
-use labs_testkit::{Answer, SmtpServer, shared_redis_url, unique_name};
-use labs_worker::WorkerContext;
-use labs_worker::email::EmailCap;
+use labs_testapp::{TestApp, TestAppBuilder};
+use labs_testkit::Answer;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const PASSWORD: &str = "correct horse battery staple";
 
 /// The settings of every test here: the in-process "peer" is the trusted proxy.
 const BEHIND_PROXY: [&str; 2] = ["--trusted-proxies", "0.0.0.0/32"];
 
-fn app_with(db: &PgPool, settings: &[&str]) -> Router {
-    let mut all = BEHIND_PROXY.to_vec();
-    all.extend_from_slice(settings);
-    auth_app(db.clone(), &all)
+/// The application behind the trusted proxy, with `settings`.
+fn limited(db: &PgPool, settings: &[&str]) -> TestAppBuilder {
+    TestApp::builder(db.clone())
+        .settings(&BEHIND_PROXY)
+        .settings(settings)
 }
 
 /// `POST path` with `body`, from the client `from` (as the proxy reports it).
-async fn post_from(app: &Router, from: &str, path: &str, body: Value) -> Answer {
-    call(app, "POST", path, Some(body), &[("x-forwarded-for", from)]).await
+async fn post_from(app: &TestApp, from: &str, path: &str, body: Value) -> Answer {
+    app.call("POST", path, Some(body), &[("x-forwarded-for", from)])
+        .await
 }
 
-async fn login_from(app: &Router, from: &str, email: &str, password: &str) -> StatusCode {
+async fn login_from(app: &TestApp, from: &str, email: &str, password: &str) -> StatusCode {
     post_from(
         app,
         from,
@@ -54,12 +49,12 @@ async fn login_from(app: &Router, from: &str, email: &str, password: &str) -> St
 
 /// An account made directly in the database, with [`PASSWORD`].
 async fn user(db: &PgPool, email: &str, verified: bool) -> labs_domain::UserId {
-    crate::common::insert_user_with_password(db, email, PASSWORD, false, verified).await
+    labs_testapp::insert_user_with_password(db, email, PASSWORD, false, verified).await
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn strangers_wrong_passwords_do_not_lock_the_owner_out(db: PgPool) {
-    let app = app_with(&db, &["--rate-limit-failures-per-client", "3/15m"]);
+    let app = limited(&db, &["--rate-limit-failures-per-client", "3/15m"]).spawn();
     user(&db, "ada@example.com", true).await;
 
     // Ten addresses guess until each is refused: 30 wrong passwords in all.
@@ -83,7 +78,7 @@ async fn strangers_wrong_passwords_do_not_lock_the_owner_out(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn right_passwords_are_not_counted_as_failures(db: PgPool) {
-    let app = app_with(&db, &["--rate-limit-failures-per-client", "3/15m"]);
+    let app = limited(&db, &["--rate-limit-failures-per-client", "3/15m"]).spawn();
     user(&db, "ada@example.com", true).await;
 
     for _ in 0..5 {
@@ -100,7 +95,7 @@ async fn right_passwords_are_not_counted_as_failures(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn parallel_guesses_from_one_client_stay_within_its_budget(db: PgPool) {
-    let app = app_with(&db, &["--rate-limit-failures-per-client", "3/15m"]);
+    let app = limited(&db, &["--rate-limit-failures-per-client", "3/15m"]).spawn();
     user(&db, "ada@example.com", true).await;
 
     // Twelve guesses at once: each is counted before its hash, so no more than three are
@@ -126,7 +121,7 @@ async fn parallel_guesses_from_one_client_stay_within_its_budget(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_account_ceiling_stops_guessing_from_many_clients_but_not_known_ones(db: PgPool) {
-    let app = app_with(&db, &["--rate-limit-failures-per-account", "5/15m"]);
+    let app = limited(&db, &["--rate-limit-failures-per-account", "5/15m"]).spawn();
     user(&db, "ada@example.com", true).await;
     // The owner's usual client: logged in to this account before.
     let home = "203.0.113.7";
@@ -160,7 +155,7 @@ async fn the_account_ceiling_stops_guessing_from_many_clients_but_not_known_ones
 async fn forty_addresses_of_one_ipv6_64_share_one_budget(db: PgPool) {
     // The default budget, 30, per hour rather than per minute: none of it comes back while the
     // test runs, however slowly.
-    let app = app_with(&db, &["--rate-limit-per-ip", "30/1h"]);
+    let app = limited(&db, &["--rate-limit-per-ip", "30/1h"]).spawn();
     let mut statuses = Vec::new();
     for host in 1..=40 {
         // A different account each time: only the per-client budget can refuse.
@@ -181,7 +176,7 @@ async fn forty_addresses_of_one_ipv6_64_share_one_budget(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn an_ipv4_mapped_address_is_the_same_client_as_its_ipv4(db: PgPool) {
-    let app = app_with(&db, &["--rate-limit-per-ip", "4/1h"]);
+    let app = limited(&db, &["--rate-limit-per-ip", "4/1h"]).spawn();
     for (attempt, from) in ["203.0.113.9", "::ffff:203.0.113.9"]
         .iter()
         .cycle()
@@ -202,91 +197,16 @@ async fn an_ipv4_mapped_address_is_the_same_client_as_its_ipv4(db: PgPool) {
     assert_eq!(fifth, StatusCode::TOO_MANY_REQUESTS);
 }
 
-/// The real worker with the email cap (in a namespace of its own), sending through a real SMTP
-/// server, with the outbox relayed as the scheduler does (here every 100 ms).
-struct Mail {
-    smtp: SmtpServer,
-    queue: labs_jobs::JobQueue,
-    stop: CancellationToken,
-}
-
-impl Mail {
-    fn start(db: &PgPool) -> Self {
-        let smtp = SmtpServer::start();
-        let mailer = crate::common::mailer(Some(smtp.port));
-        let redis = labs_db::redis::connect_lazy(
-            &SecretString::from(shared_redis_url()),
-            &crate::common::redis_config(),
-        )
-        .unwrap();
-        let cap = EmailCap::new(redis, "5/1h".parse().unwrap(), &unique_name("mailcap"));
-        let queue = job_queue(&shared_redis_url(), &unique_name("mail"));
-        let ctx = WorkerContext::new(db.clone(), queue.clone(), mailer).with_email_cap(cap);
-        let stop = CancellationToken::new();
-        let config = labs_jobs::RuntimeConfig {
-            concurrency: 2,
-            drain: Duration::from_secs(2),
-        };
-        tokio::spawn(labs_worker::run_worker(ctx.clone(), config, stop.clone()));
-        let relay_stop = stop.clone();
-        tokio::spawn(async move {
-            while !relay_stop.is_cancelled() {
-                let _ = RelayOutbox::default().handle(&ctx).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Self { smtp, queue, stop }
-    }
-
-    /// Waits for the first message and returns the 6-digit code on a line of its own.
-    async fn next_code(&self) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(message) = self.smtp.messages().first() {
-                return message
-                    .lines()
-                    .map(str::trim)
-                    .find(|line| line.len() == 6 && line.bytes().all(|b| b.is_ascii_digit()))
-                    .unwrap_or_else(|| panic!("no code in {message}"))
-                    .to_owned();
-            }
-            assert!(std::time::Instant::now() < deadline, "no email within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until `jobs` email jobs have run and nothing is left in the outbox or the queue.
-    async fn drain(&self, db: &PgPool, jobs: i64) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let outbox = labs_jobs::outbox::pending(db).await.unwrap();
-            let stats = self.queue.stats().await.unwrap();
-            let idle = stats.queued == 0
-                && stats.in_flight == 0
-                && stats.scheduled == 0
-                && stats.retrying == 0;
-            if outbox == 0 && idle && stats.processed >= jobs {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "jobs not done within 60 s: outbox {outbox}, {stats:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Mail {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+/// The 6-digit code on a line of its own in the next email.
+async fn next_code(app: &TestApp) -> String {
+    labs_testapp::code_in(&app.next_email().await)
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn strangers_wrong_codes_do_not_stop_the_owner_logging_in_with_one(db: PgPool) {
-    let app = app_with(&db, &["--rate-limit-failures-per-client", "3/15m"]);
-    let mail = Mail::start(&db);
+    let app = limited(&db, &["--rate-limit-failures-per-client", "3/15m"])
+        .smtp()
+        .spawn();
     user(&db, "ada@example.com", true).await;
 
     for stranger in 1..=10 {
@@ -309,7 +229,7 @@ async fn strangers_wrong_codes_do_not_stop_the_owner_logging_in_with_one(db: PgP
     )
     .await;
     assert_eq!(asked.status, StatusCode::ACCEPTED);
-    let code = mail.next_code().await;
+    let code = next_code(&app).await;
     let answer = post_from(
         &app,
         owner,
@@ -322,8 +242,7 @@ async fn strangers_wrong_codes_do_not_stop_the_owner_logging_in_with_one(db: PgP
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgPool) {
-    let app = app_with(&db, &[]);
-    let mail = Mail::start(&db);
+    let app = limited(&db, &[]).smtp().spawn();
     // Unverified, so that every family mails it: signup (taken), reset, code, verification.
     user(&db, "ada@example.com", false).await;
 
@@ -350,9 +269,8 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
         }
     }
 
-    mail.drain(&db, asked).await;
-    assert_eq!(mail.smtp.messages().len(), 5, "of {asked} asked for");
-    let stats = mail.queue.stats().await.unwrap();
+    assert_eq!(app.emails_sent().await, 5, "of {asked} asked for");
+    let stats = app.queue.stats().await.unwrap();
     assert_eq!((stats.dead, stats.retrying), (0, 0), "dropped, not failed");
 
     // A security notice still goes out: whoever spent the budget must not keep the owner
@@ -364,8 +282,7 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
     let mut tx = db.begin().await.unwrap();
     labs_jobs::outbox::enqueue(&mut tx, notice).await.unwrap();
     tx.commit().await.unwrap();
-    mail.drain(&db, asked + 1).await;
-    let messages = mail.smtp.messages();
+    let messages = app.emails().await;
     assert_eq!(messages.len(), 6, "the notice is not capped");
     assert!(
         messages
@@ -382,14 +299,9 @@ async fn one_address_receives_at_most_five_emails_whatever_asks_for_them(db: PgP
 async fn limits_hold_per_replica_while_redis_is_down_and_return_to_redis(db: PgPool) {
     user(&db, "ada@example.com", true).await;
     let mut redis = labs_testkit::RedisServer::start();
-    let state = crate::common::state_with_redis(db.clone(), &redis.url());
-    let mut settings = BEHIND_PROXY.to_vec();
-    settings.extend_from_slice(&["--rate-limit-per-ip", "3/1m"]);
-    let api = crate::common::api_state(state.clone(), &settings);
-    let app = labs::app::http_app(
-        labs::app::role_routes(state, Some(api)),
-        &crate::common::http_config(),
-    );
+    let app = limited(&db, &["--rate-limit-per-ip", "3/1m"])
+        .redis(&redis.url())
+        .spawn();
 
     redis.stop();
     let mut statuses = Vec::new();
@@ -422,7 +334,7 @@ async fn limits_hold_per_replica_while_redis_is_down_and_return_to_redis(db: PgP
     assert_eq!(from_new_client, StatusCode::OK);
     let mut connection = labs_db::redis::connect_lazy(
         &SecretString::from(redis.url()),
-        &crate::common::redis_config(),
+        &labs_testapp::redis_config(),
     )
     .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -435,4 +347,6 @@ async fn limits_hold_per_replica_while_redis_is_down_and_return_to_redis(db: PgP
         1,
         "the limit is counted in Redis again: {keys:?}"
     );
+    // The signup's email waited in the outbox through the outage.
+    app.drain().await;
 }

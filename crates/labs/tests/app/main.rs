@@ -1,6 +1,7 @@
-//! The in-process tests of the binary crate: the real router (built as `labs serve` builds it)
-//! on a per-test database, the real Redis, the real worker where an email matters. One test
-//! binary, one link, for every module below (a binary per file cost a link each).
+//! The in-process tests of the binary crate, on `labs_testapp::TestApp`: the real router
+//! (built by the functions `labs serve` builds it with) on a per-test database, the real
+//! Redis, the real worker (`drain()`). One test binary, one link, for every module below (a
+//! binary per file cost a link each).
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -11,17 +11,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{api_state, call, http_config, insert_user, job_queue, state_with_redis};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use labs::app::{http_app, role_routes};
 use labs_billing::HooksState;
 use labs_billing::ProcessStripeEvent;
 use labs_db::PgPool;
 use labs_domain::UserId;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
+use labs_testapp::{TestApp, state_with_redis};
+use labs_testapp::{http_config, insert_user, insert_user_with_password, job_queue};
 use labs_testkit::{Answer, RedisServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use secrecy::SecretString;
@@ -41,8 +41,8 @@ fn hooks_app(db: PgPool, redis_url: &str) -> Router {
         ]),
         tolerance: Duration::from_secs(300),
     };
-    let routes = role_routes(state, None).merge(labs_billing::hooks::router(hooks));
-    http_app(routes, &http_config())
+    let hooks = labs_billing::hooks::router(hooks);
+    labs::app::application(state, None, Some(hooks), &http_config())
 }
 
 /// `Stripe-Signature` for `payload`, computed by Stripe's official Node SDK.
@@ -102,7 +102,7 @@ fn subscription_event(id: &str, kind: &str, created: i64, user: UserId, status: 
 }
 
 fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
-    let mailer = crate::common::mailer(None);
+    let mailer = labs_testapp::mailer(None);
     WorkerContext::new(
         db.clone(),
         job_queue(redis_url, &unique_name("billing")),
@@ -448,51 +448,18 @@ impl FakeStripe {
     }
 }
 
-/// `call` as the user holding `token`.
-async fn call_as(
-    app: &Router,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Answer {
-    let bearer = format!("Bearer {token}");
-    call(app, method, path, body, &[("authorization", &bearer)]).await
-}
-
-async fn logged_in(app: &Router, db: &PgPool, email: &str) -> String {
-    let hash = labs_auth::PasswordHasher::default_cost()
-        .unwrap()
-        .hash("correct horse battery")
-        .unwrap();
-    let new = labs_accounts::db::users::NewUser {
-        id: UserId::generate(),
-        email,
-        full_name: None,
-        password_hash: Some(&hash),
-        is_admin: false,
-        verified: true,
-    };
-    labs_accounts::db::users::insert(db, &new).await.unwrap();
-    let request = Request::post("/api/auth/token")
-        .header("content-type", "application/json")
-        .body(Body::from(
-            json!({"email": email, "password": "correct horse battery"}).to_string(),
-        ))
-        .unwrap();
-    send(app, request).await.json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// A verified account made in the database, logged in through the API; its access token.
+async fn logged_in(app: &TestApp, email: &str) -> String {
+    insert_user_with_password(&app.db, email, "correct horse battery", false, true).await;
+    let tokens = app.login(email, "correct horse battery").await;
+    tokens["access_token"].as_str().unwrap().to_owned()
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPool) {
     let (fake, base) = FakeStripe::start().await;
-    let state = state_with_redis(db.clone(), &shared_redis_url());
-    let api = api_state(
-        state.clone(),
-        &[
+    let app = TestApp::builder(db.clone())
+        .settings(&[
             "--stripe-secret-key",
             "sk_test_fake",
             "--stripe-api-base",
@@ -501,43 +468,48 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
             "price_monthly",
             "--stripe-price-one-time",
             "price_once",
-        ],
-    );
-    let app = http_app(role_routes(state, Some(api)), &http_config());
-    let token = logged_in(&app, &db, "ada@example.com").await;
+        ])
+        .spawn();
+    let token = logged_in(&app, "ada@example.com").await;
 
-    let none = call_as(&app, "GET", "/api/billing/subscription", &token, None).await;
+    let none = app
+        .call_as("GET", "/api/billing/subscription", &token, None)
+        .await;
     assert_eq!(none.json()["status"], "none");
-    let portal = call_as(&app, "POST", "/api/billing/portal", &token, None).await;
+    let portal = app
+        .call_as("POST", "/api/billing/portal", &token, None)
+        .await;
     assert_eq!(
         portal.status,
         StatusCode::CONFLICT,
         "no customer before a first checkout"
     );
 
-    let checkout = call_as(
-        &app,
-        "POST",
-        "/api/billing/checkout",
-        &token,
-        Some(json!({"purchase": "subscription"})),
-    )
-    .await;
+    let checkout = app
+        .call_as(
+            "POST",
+            "/api/billing/checkout",
+            &token,
+            Some(json!({"purchase": "subscription"})),
+        )
+        .await;
     assert_eq!(checkout.status, StatusCode::OK, "{}", checkout.text());
     assert_eq!(
         checkout.json()["url"],
         "https://checkout.stripe.com/c/pay/cs_test_1"
     );
-    let again = call_as(
-        &app,
-        "POST",
-        "/api/billing/checkout",
-        &token,
-        Some(json!({"purchase": "one_time"})),
-    )
-    .await;
+    let again = app
+        .call_as(
+            "POST",
+            "/api/billing/checkout",
+            &token,
+            Some(json!({"purchase": "one_time"})),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::OK);
-    let portal = call_as(&app, "POST", "/api/billing/portal", &token, None).await;
+    let portal = app
+        .call_as("POST", "/api/billing/portal", &token, None)
+        .await;
     assert_eq!(
         portal.json()["url"],
         "https://billing.stripe.com/p/session/bps_1"
@@ -583,31 +555,29 @@ async fn checkout_portal_and_subscription_state_through_the_billing_api(db: PgPo
     assert_eq!(calls[2].2["line_items[0][price]"], "price_once");
     assert_eq!(calls[0].1["idempotency-key"], format!("customer-{user_id}"));
 
-    let anonymous = send(
-        &app,
-        Request::post("/api/billing/checkout")
-            .header("content-type", "application/json")
-            .body(Body::from("{\"purchase\":\"subscription\"}"))
-            .unwrap(),
-    )
-    .await;
+    let anonymous = app
+        .send(
+            Request::post("/api/billing/checkout")
+                .header("content-type", "application/json")
+                .body(Body::from("{\"purchase\":\"subscription\"}"))
+                .unwrap(),
+        )
+        .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn billing_without_stripe_settings_is_a_clear_503(db: PgPool) {
-    let state = state_with_redis(db.clone(), &shared_redis_url());
-    let api = api_state(state.clone(), &[]);
-    let app = http_app(role_routes(state, Some(api)), &http_config());
-    let token = logged_in(&app, &db, "ada@example.com").await;
-    let answer = call_as(
-        &app,
-        "POST",
-        "/api/billing/checkout",
-        &token,
-        Some(json!({"purchase": "subscription"})),
-    )
-    .await;
+    let app = TestApp::new(db.clone());
+    let token = logged_in(&app, "ada@example.com").await;
+    let answer = app
+        .call_as(
+            "POST",
+            "/api/billing/checkout",
+            &token,
+            Some(json!({"purchase": "subscription"})),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.header("content-type"), "application/problem+json");
 }

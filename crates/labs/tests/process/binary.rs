@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Labs, metric, run_labs};
+use crate::common::{Labs, run_labs};
+use labs_testapp::metric;
 use labs_testkit::{BlackHole, TempDatabase, shared_redis_url, unique_name};
 use serde_json::Value;
 

@@ -21,7 +21,7 @@ async fn the_docs_authorize_button_logs_in_and_try_it_out_sends_the_token() {
         .until_status("/api/health/ready", 200, Duration::from_secs(30))
         .await;
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
-    crate::common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+    labs_testapp::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
 
     // Kept out of the repository: a temporary file, named in the output.
     let screenshot = std::env::temp_dir().join(format!("{}.png", unique_name("docs-authorize")));
@@ -151,7 +151,7 @@ async fn emailed_links_open_pages_that_verify_and_reset_in_a_browser() {
             tokio::task::spawn_blocking(move || {
                 smtp.wait_for_messages(count, Duration::from_secs(60))
                     .iter()
-                    .map(|raw| crate::common::decode_quoted_printable(raw))
+                    .map(|raw| labs_testapp::decode_quoted_printable(raw))
                     .find(|message| message.contains(&format!("/{page}?token=")))
                     .unwrap_or_else(|| panic!("no email with a {page} link"))
             })
@@ -170,7 +170,7 @@ async fn emailed_links_open_pages_that_verify_and_reset_in_a_browser() {
     assert_eq!(signup.status(), 202);
     let message = email_with("verify-email", 1).await;
     assert!(message.contains("To: ada@example.com"), "{message}");
-    let link = crate::common::emailed_link(&message, "verify-email");
+    let link = labs_testapp::emailed_link(&message, "verify-email");
     assert!(
         link.starts_with(&format!("{origin}/api/verify-email?token=")),
         "{link}"
@@ -190,7 +190,7 @@ async fn emailed_links_open_pages_that_verify_and_reset_in_a_browser() {
         .unwrap();
     assert_eq!(reset.status(), 202);
     let message = email_with("reset-password", 2).await;
-    let link = crate::common::emailed_link(&message, "reset-password");
+    let link = labs_testapp::emailed_link(&message, "reset-password");
     assert!(
         link.starts_with(&format!("{origin}/api/reset-password?token=")),
         "{link}"

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Labs, metric, run_labs};
+use crate::common::{Labs, run_labs};
+use labs_testapp::metric;
 use labs_testkit::{PostgresServer, TempDatabase};
 use serde_json::json;
 

@@ -2,13 +2,14 @@
 //! endpoints are rate limited per account and per IP, and a session counts only for its own
 //! account.
 
+use labs_testapp::TestApp;
 use std::time::Duration;
 
 use super::{PASSWORD, access, get_as, login, post, user};
-use crate::common::{auth_app, call, insert_user};
 use axum::http::StatusCode;
 use labs_db::PgPool;
 use labs_domain::SessionId;
+use labs_testapp::insert_user;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -50,7 +51,7 @@ fn b64(bytes: &[u8]) -> String {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn forged_expired_and_foreign_tokens_are_refused(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     user(&db, "ada@example.com", false, true).await;
     let good = access(&login(&app, "ada@example.com").await);
     let parts: Vec<&str> = good.split('.').collect();
@@ -135,12 +136,13 @@ async fn forged_expired_and_foreign_tokens_are_refused(db: PgPool) {
             );
         }
     }
-    let no_token = call(&app, "GET", "/api/auth/me", None, &[]).await;
+    let no_token = app.call("GET", "/api/auth/me", None, &[]).await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
     assert_eq!(no_token.json()["code"], "not-authenticated");
 
     // The published key set verifies our tokens and names their key.
-    let jwks = call(&app, "GET", "/api/.well-known/jwks.json", None, &[])
+    let jwks = app
+        .call("GET", "/api/.well-known/jwks.json", None, &[])
         .await
         .json();
     let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
@@ -151,15 +153,14 @@ async fn forged_expired_and_foreign_tokens_are_refused(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn credential_endpoints_are_rate_limited_per_account_and_per_ip(db: PgPool) {
-    let app = auth_app(
-        db.clone(),
-        &[
+    let app = TestApp::builder(db.clone())
+        .settings(&[
             "--rate-limit-failures-per-client",
             "3/1m",
             "--rate-limit-per-ip",
             "6/1m",
-        ],
-    );
+        ])
+        .spawn();
     user(&db, "ada@example.com", false, true).await;
     for _ in 0..3 {
         let answer = post(
@@ -211,6 +212,8 @@ async fn credential_endpoints_are_rate_limited_per_account_and_per_ip(db: PgPool
     )
     .await;
     assert_eq!(reset.status, StatusCode::ACCEPTED);
+    // What the accepted requests emailed is sent.
+    app.drain().await;
 }
 
 /// The session check answers only for the session's own account: a token whose subject is

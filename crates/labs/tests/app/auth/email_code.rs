@@ -1,15 +1,15 @@
 //! Logging in with a code sent by email: each code works once, and five wrong tries lock it.
 
-use super::{Mail, access, code_in, get_as, post, roomy_app, user};
+use super::{access, code_in, get_as, post, user};
 use axum::http::StatusCode;
 use labs_db::PgPool;
+use labs_testapp::TestApp;
 use serde_json::json;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
     // The lock, not the rate limit, is under test: budgets above the attempts made here.
-    let app = roomy_app(db.clone());
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone()).roomy().smtp().spawn();
     user(&db, "ada@example.com", false, false).await;
 
     // Unknown address: same answer, no account, no email.
@@ -29,7 +29,7 @@ async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
 
     let known = post(&app, "/api/auth/otp", json!({"email": "ada@example.com"})).await;
     assert_eq!(known.json(), unknown.json());
-    let message = mail.next().await;
+    let message = app.next_email().await;
     assert!(
         message.contains("To: ada@example.com") && message.contains("Subject: Your login code"),
         "{message}"
@@ -59,7 +59,7 @@ async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
     );
 
     post(&app, "/api/auth/otp", json!({"email": "ada@example.com"})).await;
-    let code = code_in(&mail.next().await);
+    let code = code_in(&app.next_email().await);
     let answer = post(
         &app,
         "/api/auth/otp/verify",
@@ -81,7 +81,7 @@ async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {
 
     // Expired codes are refused.
     post(&app, "/api/auth/otp", json!({"email": "ada@example.com"})).await;
-    let code = code_in(&mail.next().await);
+    let code = code_in(&app.next_email().await);
     sqlx::query("UPDATE email_otps SET expires_at = now() - interval '1 second'")
         .execute(&db)
         .await

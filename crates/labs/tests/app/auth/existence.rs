@@ -2,18 +2,16 @@
 //! to the visitor; an unknown email and a wrong password answer alike; and the database is asked
 //! the same statements whether or not the address has an account.
 
-use super::{Mail, PASSWORD, post, roomy_app, user};
-use crate::common::auth_app;
+use super::{PASSWORD, post, roomy_app, user};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use labs_db::PgPool;
-use labs_testkit::send;
+use labs_testapp::TestApp;
 use serde_json::{Value, json};
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone()).smtp().spawn();
     user(&db, "ada@example.com", false, true).await;
     let taken = post(
         &app,
@@ -29,7 +27,7 @@ async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {
     .await;
     assert_eq!(taken.status, StatusCode::ACCEPTED);
     assert_eq!(taken.json(), fresh.json(), "the same answer either way");
-    let messages = [mail.next().await, mail.next().await];
+    let messages = [app.next_email().await, app.next_email().await];
     let to_ada = messages
         .iter()
         .find(|m| m.contains("To: ada@example.com"))
@@ -110,7 +108,7 @@ async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn an_unknown_email_and_a_wrong_password_look_the_same(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     user(&db, "ada@example.com", false, true).await;
     let mut bodies = Vec::new();
     for (email, password) in [
@@ -155,7 +153,7 @@ async fn an_unknown_email_and_a_wrong_password_look_the_same(db: PgPool) {
             PASSWORD.replace(' ', "+")
         )))
         .unwrap();
-    let answer = send(&app, form).await;
+    let answer = app.send(form).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert!(answer.json()["access_token"].is_string());
 }
@@ -295,4 +293,6 @@ async fn answers_about_an_address_run_the_same_statements_whether_or_not_it_has_
             assert_eq!(seen, expected, "{path}: {other} runs other statements");
         }
     }
+    // The emails those answers stand for are sent.
+    app.drain().await;
 }

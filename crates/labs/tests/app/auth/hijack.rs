@@ -2,11 +2,10 @@
 //! (password, sessions, TOTP) is gone once the owner claims the address, by an email code or a
 //! reset, and no login in flight opens a session past the claim.
 
+use labs_testapp::TestApp;
 use std::time::Duration;
 
-use super::{Mail, PASSWORD, access, code_in, get_as, link_token, login, post, turn_totp_on, user};
-use crate::common::{auth_app, call};
-use axum::Router;
+use super::{PASSWORD, access, code_in, get_as, link_token, login, post, turn_totp_on, user};
 use axum::http::StatusCode;
 use labs_db::PgPool;
 use labs_domain::SessionId;
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 /// What a stranger who signed up with someone else's address sets up before its owner
 /// arrives: a password, a live session (possible where unverified accounts may log in), and
 /// TOTP on top. Returns the stranger's tokens.
-async fn pre_hijack(app: &Router, email: &str, password: &str) -> Value {
+async fn pre_hijack(app: &TestApp, email: &str, password: &str) -> Value {
     let signup = json!({"email": email, "password": password});
     let answer = post(app, "/api/auth/signup", signup).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
@@ -28,7 +27,7 @@ async fn pre_hijack(app: &Router, email: &str, password: &str) -> Value {
 }
 
 /// After the owner took the address over: none of what the stranger set still works.
-async fn assert_stranger_is_out(app: &Router, email: &str, password: &str, stranger: &Value) {
+async fn assert_stranger_is_out(app: &TestApp, email: &str, password: &str, stranger: &Value) {
     let login = json!({"email": email, "password": password});
     let again = post(app, "/api/auth/token", login).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.text());
@@ -50,10 +49,12 @@ async fn an_email_code_login_discards_what_a_stranger_set_before_the_address_was
     db: PgPool,
 ) {
     // The weakest setting: unverified accounts may log in, so the stranger gets a session.
-    let app = auth_app(db.clone(), &["--require-verified-email", "false"]);
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone())
+        .settings(&["--require-verified-email", "false"])
+        .smtp()
+        .spawn();
     let stranger = pre_hijack(&app, "victim@example.com", STRANGER_PASSWORD).await;
-    let _verification_link = mail.next().await;
+    let _verification_link = app.next_email().await;
 
     // The address's owner logs in with a code sent to it: the first proof of control.
     post(
@@ -62,7 +63,7 @@ async fn an_email_code_login_discards_what_a_stranger_set_before_the_address_was
         json!({"email": "victim@example.com"}),
     )
     .await;
-    let code = code_in(&mail.next().await);
+    let code = code_in(&app.next_email().await);
     let owner = post(
         &app,
         "/api/auth/otp/verify",
@@ -85,23 +86,23 @@ async fn an_email_code_login_discards_what_a_stranger_set_before_the_address_was
     // A verified account keeps its credentials through later code logins.
     let owner_bearer = format!("Bearer {}", access(&owner.json()));
     let set = json!({"newPassword": PASSWORD});
-    let changed = call(
-        &app,
-        "POST",
-        "/api/auth/password",
-        Some(set),
-        &[("authorization", &owner_bearer)],
-    )
-    .await;
+    let changed = app
+        .call(
+            "POST",
+            "/api/auth/password",
+            Some(set),
+            &[("authorization", &owner_bearer)],
+        )
+        .await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
-    assert!(mail.next().await.contains("Your password was changed"));
+    assert!(app.next_email().await.contains("Your password was changed"));
     post(
         &app,
         "/api/auth/otp",
         json!({"email": "victim@example.com"}),
     )
     .await;
-    let code = code_in(&mail.next().await);
+    let code = code_in(&app.next_email().await);
     let verify = json!({"email": "victim@example.com", "code": code});
     assert_eq!(
         post(&app, "/api/auth/otp/verify", verify).await.status,
@@ -114,10 +115,12 @@ async fn an_email_code_login_discards_what_a_stranger_set_before_the_address_was
 async fn a_verification_link_needs_the_signup_password_and_a_reset_discards_the_strangers_totp(
     db: PgPool,
 ) {
-    let app = auth_app(db.clone(), &["--require-verified-email", "false"]);
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone())
+        .settings(&["--require-verified-email", "false"])
+        .smtp()
+        .spawn();
     let stranger = pre_hijack(&app, "victim@example.com", STRANGER_PASSWORD).await;
-    let token = link_token(&mail.next().await, "verify-email");
+    let token = link_token(&app.next_email().await, "verify-email");
 
     // The owner follows the link but does not know the stranger's password: not verified.
     for _ in 0..4 {
@@ -146,7 +149,7 @@ async fn a_verification_link_needs_the_signup_password_and_a_reset_discards_the_
         post(&app, "/api/auth/signup", again).await.status,
         StatusCode::ACCEPTED
     );
-    let message = mail.next().await;
+    let message = app.next_email().await;
     assert!(message.contains("You already have an account"), "{message}");
     let owner_login = json!({"email": "victim@example.com", "password": PASSWORD});
     assert_eq!(
@@ -184,14 +187,15 @@ async fn a_verification_link_needs_the_signup_password_and_a_reset_discards_the_
         .await
         .unwrap();
     assert_eq!(codes, 0, "the stranger's recovery codes are gone too");
+    // The notices of the change are sent.
+    app.drain().await;
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_reset_keeps_the_totp_of_an_account_verified_before(db: PgPool) {
     // The discarding is for accounts nobody ever verified: a verified account's second factor
     // survives a reset (a mailbox alone must not switch it off).
-    let app = auth_app(db.clone(), &[]);
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone()).smtp().spawn();
     user(&db, "ada@example.com", false, true).await;
     let tokens = login(&app, "ada@example.com").await;
     turn_totp_on(&app, &format!("Bearer {}", access(&tokens))).await;
@@ -201,7 +205,7 @@ async fn a_reset_keeps_the_totp_of_an_account_verified_before(db: PgPool) {
         json!({"email": "ada@example.com"}),
     )
     .await;
-    let reset = link_token(&mail.next().await, "reset-password");
+    let reset = link_token(&app.next_email().await, "reset-password");
     let confirm = json!({"token": reset, "newPassword": "a brand new passphrase"});
     let answer = post(&app, "/api/auth/password-reset/confirm", confirm).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
@@ -209,6 +213,8 @@ async fn a_reset_keeps_the_totp_of_an_account_verified_before(db: PgPool) {
     let answer = post(&app, "/api/auth/token", login).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.json()["code"], "mfa-required");
+    // The notices of the change are sent.
+    app.drain().await;
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]

@@ -2,19 +2,16 @@
 //! password replaced meanwhile), and the fresh login, session ends and emails of security
 //! changes.
 
-use super::{
-    Mail, PASSWORD, access, get_as, link_token, login, post, roomy_app, turn_totp_on, user,
-};
-use crate::common::{auth_app, call};
+use super::{PASSWORD, access, get_as, link_token, login, post, turn_totp_on, user};
 use axum::http::StatusCode;
 use labs_db::PgPool;
 use labs_domain::UserId;
+use labs_testapp::TestApp;
 use serde_json::json;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_password_reset_sets_the_password_and_ends_every_session(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone()).smtp().spawn();
     user(&db, "ada@example.com", false, true).await;
     let before = login(&app, "ada@example.com").await;
 
@@ -32,7 +29,7 @@ async fn a_password_reset_sets_the_password_and_ends_every_session(db: PgPool) {
     .await;
     assert_eq!(known.status, StatusCode::ACCEPTED);
     assert_eq!(known.json(), unknown.json());
-    let token = link_token(&mail.next().await, "reset-password");
+    let token = link_token(&app.next_email().await, "reset-password");
 
     let answer = post(
         &app,
@@ -75,7 +72,7 @@ async fn a_password_reset_sets_the_password_and_ends_every_session(db: PgPool) {
     .await;
     assert_eq!(new.status, StatusCode::OK);
     assert!(
-        mail.next()
+        app.next_email()
             .await
             .contains("Subject: Your password was changed")
     );
@@ -83,7 +80,7 @@ async fn a_password_reset_sets_the_password_and_ends_every_session(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     let weak = labs_auth::PasswordHasher::new(1024, 1, 1)
         .unwrap()
         .hash(PASSWORD)
@@ -111,8 +108,7 @@ async fn a_login_rehashes_a_password_made_with_old_parameters(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(db: PgPool) {
-    let app = roomy_app(db.clone());
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone()).roomy().smtp().spawn();
     user(&db, "ada@example.com", false, true).await;
     let here = login(&app, "ada@example.com").await;
     let elsewhere = login(&app, "ada@example.com").await;
@@ -128,26 +124,32 @@ async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(
     .json();
     let stale = format!("Bearer {}", access(&refreshed));
     let change = json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"});
-    let not_fresh = call(
-        &app,
-        "POST",
-        "/api/auth/password",
-        Some(change.clone()),
-        &[("authorization", &stale)],
-    )
-    .await;
+    let not_fresh = app
+        .call(
+            "POST",
+            "/api/auth/password",
+            Some(change.clone()),
+            &[("authorization", &stale)],
+        )
+        .await;
     assert_eq!(not_fresh.status, StatusCode::FORBIDDEN);
     assert_eq!(not_fresh.json()["code"], "fresh-login-required");
     let wrong = json!({"currentPassword": "not it", "newPassword": "a brand new passphrase"});
-    let refused = call(&app, "POST", "/api/auth/password", Some(wrong), &auth).await;
+    let refused = app
+        .call("POST", "/api/auth/password", Some(wrong), &auth)
+        .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     let missing = json!({"newPassword": "a brand new passphrase"});
-    let refused = call(&app, "POST", "/api/auth/password", Some(missing), &auth).await;
+    let refused = app
+        .call("POST", "/api/auth/password", Some(missing), &auth)
+        .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
-    let changed = call(&app, "POST", "/api/auth/password", Some(change), &auth).await;
+    let changed = app
+        .call("POST", "/api/auth/password", Some(change), &auth)
+        .await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
-    let message = mail.next().await;
+    let message = app.next_email().await;
     assert!(
         message.contains("Subject: Your password was changed"),
         "{message}"
@@ -184,16 +186,16 @@ async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(
             .unwrap();
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     };
-    let codes = call(
-        &app,
-        "POST",
-        "/api/auth/totp/recovery-codes",
-        Some(json!({"code": next_code(&secret)})),
-        &auth,
-    )
-    .await;
+    let codes = app
+        .call(
+            "POST",
+            "/api/auth/totp/recovery-codes",
+            Some(json!({"code": next_code(&secret)})),
+            &auth,
+        )
+        .await;
     assert_eq!(codes.status, StatusCode::OK, "{}", codes.text());
-    let message = mail.next().await;
+    let message = app.next_email().await;
     assert!(
         message.contains("Subject: New recovery codes were made"),
         "{message}"
@@ -202,16 +204,16 @@ async fn security_changes_need_a_fresh_login_end_other_sessions_and_are_emailed(
         .as_str()
         .unwrap()
         .to_owned();
-    let off = call(
-        &app,
-        "POST",
-        "/api/auth/totp/disable",
-        Some(json!({"code": recovery})),
-        &auth,
-    )
-    .await;
+    let off = app
+        .call(
+            "POST",
+            "/api/auth/totp/disable",
+            Some(json!({"code": recovery})),
+            &auth,
+        )
+        .await;
     assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.text());
-    let message = mail.next().await;
+    let message = app.next_email().await;
     assert!(
         message.contains("Subject: Two-factor authentication was turned off"),
         "{message}"

@@ -2,17 +2,17 @@
 //! without a body, and the absolute lifetime a refresh cannot extend.
 
 use super::{PASSWORD, access, login, post, user};
-use crate::common::{TRUSTED_ORIGIN, auth_app, call};
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use labs_db::PgPool;
-use labs_testkit::{Answer, send};
+use labs_testapp::TRUSTED_ORIGIN;
+use labs_testapp::TestApp;
+use labs_testkit::Answer;
 use serde_json::json;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     user(&db, "ada@example.com", false, true).await;
     let answer = post(
         &app,
@@ -56,25 +56,29 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         refresh_cookie.split(';').next().unwrap()
     );
 
-    let me = call(&app, "GET", "/api/auth/me", None, &[("cookie", &jar)]).await;
+    let me = app
+        .call("GET", "/api/auth/me", None, &[("cookie", &jar)])
+        .await;
     assert_eq!(me.status, StatusCode::OK);
 
     // A second cookie of the same name (planted by a sibling site with a wider Domain) is
     // refused, in either order, instead of letting the first one win.
     let planted = "__Host-labs_access=planted.by.another.site";
     for doubled in [format!("{planted}; {jar}"), format!("{jar}; {planted}")] {
-        let answer = call(&app, "GET", "/api/auth/me", None, &[("cookie", &doubled)]).await;
+        let answer = app
+            .call("GET", "/api/auth/me", None, &[("cookie", &doubled)])
+            .await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
         assert_eq!(answer.json()["code"], "duplicate-cookie");
     }
-    let two_headers = call(
-        &app,
-        "GET",
-        "/api/auth/me",
-        None,
-        &[("cookie", jar.as_str()), ("cookie", planted)],
-    )
-    .await;
+    let two_headers = app
+        .call(
+            "GET",
+            "/api/auth/me",
+            None,
+            &[("cookie", jar.as_str()), ("cookie", planted)],
+        )
+        .await;
     assert_eq!(two_headers.status, StatusCode::BAD_REQUEST);
 
     // A cross-site page cannot make the browser refresh or log out with these cookies.
@@ -84,7 +88,7 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         ("origin", "https://evil.example"),
     ];
     for path in ["/api/auth/refresh", "/api/auth/logout"] {
-        let answer = call(&app, "POST", path, Some(json!({})), &forged).await;
+        let answer = app.call("POST", path, Some(json!({})), &forged).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(answer.json()["code"], "csrf");
         assert_eq!(answer.header("content-type"), "application/problem+json");
@@ -97,7 +101,9 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         ("sec-fetch-site", "cross-site"),
         ("origin", "https://evil.example"),
     ];
-    let answer = call(&app, "POST", "/api/auth/logout", Some(json!({})), &cross).await;
+    let answer = app
+        .call("POST", "/api/auth/logout", Some(json!({})), &cross)
+        .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
 
     // Same origin and the trusted app origin pass; refresh by cookie rotates the cookies.
@@ -106,7 +112,9 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         ("sec-fetch-site", "same-site"),
         ("origin", TRUSTED_ORIGIN),
     ];
-    let refreshed = call(&app, "POST", "/api/auth/refresh", Some(json!({})), &trusted).await;
+    let refreshed = app
+        .call("POST", "/api/auth/refresh", Some(json!({})), &trusted)
+        .await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
     let new_refresh = refreshed
         .headers
@@ -121,7 +129,9 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         new_refresh.split(';').next().unwrap()
     );
     let same = [("cookie", jar.as_str()), ("sec-fetch-site", "same-origin")];
-    let out = call(&app, "POST", "/api/auth/logout", Some(json!({})), &same).await;
+    let out = app
+        .call("POST", "/api/auth/logout", Some(json!({})), &same)
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.text());
     let cleared: Vec<&str> = out
         .headers
@@ -136,7 +146,7 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
 }
 
 /// The session cookies of a fresh cookie login, as a `cookie` header.
-async fn cookie_login(app: &Router, email: &str) -> String {
+async fn cookie_login(app: &TestApp, email: &str) -> String {
     let answer = post(
         app,
         "/api/auth/token",
@@ -161,7 +171,7 @@ fn jar_of(answer: &Answer) -> String {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn refresh_and_logout_take_no_body(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     user(&db, "ada@example.com", false, true).await;
     let jar = cookie_login(&app, "ada@example.com").await;
     let same = |jar: &str| {
@@ -184,7 +194,7 @@ async fn refresh_and_logout_take_no_body(db: PgPool) {
         };
         let request = request.body(body).unwrap();
         let app = app.clone();
-        async move { send(&app, request).await }
+        async move { app.send(request).await }
     };
 
     // A bare POST (no body, no Content-Type), as `fetch(url, {method: "POST"})` sends it.
@@ -247,7 +257,9 @@ async fn refresh_and_logout_take_no_body(db: PgPool) {
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_session_ends_at_its_absolute_lifetime_however_often_it_is_refreshed(db: PgPool) {
-    let app = auth_app(db.clone(), &["--session-max-lifetime", "30d"]);
+    let app = TestApp::builder(db.clone())
+        .settings(&["--session-max-lifetime", "30d"])
+        .spawn();
     user(&db, "ada@example.com", false, true).await;
     let tokens = login(&app, "ada@example.com").await;
     sqlx::query("UPDATE sessions SET created_at = now() - interval '29 days 23 hours'")

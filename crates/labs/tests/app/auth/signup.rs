@@ -1,22 +1,22 @@
 //! Signing up: the whole way from signup through the emailed link to login, refresh and
 //! logout, and the purge of accounts nobody verified.
 
+use labs_testapp::TestApp;
 use std::time::Duration;
 
-use super::{Mail, PASSWORD, access, get_as, link_token, login, post, user};
-use crate::common::{auth_app, call, job_queue};
+use super::{PASSWORD, access, get_as, link_token, login, post, user};
 use axum::http::StatusCode;
 use labs_db::PgPool;
 use labs_domain::{SessionId, UserId};
 use labs_jobs::Handler;
+use labs_testapp::job_queue;
 use labs_testkit::{shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use serde_json::json;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
-    let mail = Mail::start(&db);
+    let app = TestApp::builder(db.clone()).smtp().spawn();
 
     let answer = post(
         &app,
@@ -25,7 +25,7 @@ async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
     )
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
-    let message = mail.next().await;
+    let message = app.next_email().await;
     assert!(message.contains("To: ada@example.com"), "{message}");
     assert!(
         message.contains("Subject: Confirm your email address"),
@@ -125,14 +125,14 @@ async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
     let one = login(&app, "ada@example.com").await;
     let two = login(&app, "ada@example.com").await;
     let three = login(&app, "ada@example.com").await;
-    let out = call(
-        &app,
-        "POST",
-        "/api/auth/logout",
-        Some(json!({})),
-        &[("authorization", &format!("Bearer {}", access(&one)))],
-    )
-    .await;
+    let out = app
+        .call(
+            "POST",
+            "/api/auth/logout",
+            Some(json!({})),
+            &[("authorization", &format!("Bearer {}", access(&one)))],
+        )
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(
         get_as(&app, "/api/auth/me", &access(&one)).await.status,
@@ -162,7 +162,7 @@ async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {
         .await;
         assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(mail.count(), 1, "one email: the verification");
+    assert_eq!(app.emails_sent().await, 1, "one email: the verification");
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -206,7 +206,7 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         .await
         .unwrap();
 
-    let mailer = crate::common::mailer(None);
+    let mailer = labs_testapp::mailer(None);
     let ctx = WorkerContext::new(
         db.clone(),
         job_queue(&shared_redis_url(), &unique_name("purge")),

@@ -2,7 +2,6 @@
 //! cap on wrong codes against one challenge however concurrent the guesses.
 
 use super::{PASSWORD, access, login, post, pyotp_now, roomy_app, turn_totp_on, user};
-use crate::common::call;
 use axum::http::StatusCode;
 use labs_db::PgPool;
 use serde_json::json;
@@ -16,7 +15,7 @@ async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {
     let bearer = format!("Bearer {}", access(&tokens));
     let auth = [("authorization", bearer.as_str())];
 
-    let enrolment = call(&app, "POST", "/api/auth/totp/enroll", None, &auth).await;
+    let enrolment = app.call("POST", "/api/auth/totp/enroll", None, &auth).await;
     assert_eq!(enrolment.status, StatusCode::OK, "{}", enrolment.text());
     let enrolment = enrolment.json();
     let secret = enrolment["secret"].as_str().unwrap().to_owned();
@@ -36,24 +35,24 @@ async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {
         "sealed at rest"
     );
 
-    let wrong = call(
-        &app,
-        "POST",
-        "/api/auth/totp/confirm",
-        Some(json!({"code": "000000"})),
-        &auth,
-    )
-    .await;
+    let wrong = app
+        .call(
+            "POST",
+            "/api/auth/totp/confirm",
+            Some(json!({"code": "000000"})),
+            &auth,
+        )
+        .await;
     assert!(wrong.status == StatusCode::UNAUTHORIZED || pyotp_now(&secret) == "000000");
     let code = pyotp_now(&secret);
-    let confirmed = call(
-        &app,
-        "POST",
-        "/api/auth/totp/confirm",
-        Some(json!({"code": code})),
-        &auth,
-    )
-    .await;
+    let confirmed = app
+        .call(
+            "POST",
+            "/api/auth/totp/confirm",
+            Some(json!({"code": code})),
+            &auth,
+        )
+        .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text());
     let recovery: Vec<String> =
         serde_json::from_value(confirmed.json()["recoveryCodes"].clone()).unwrap();
@@ -162,27 +161,29 @@ async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {
     .await
     .json();
     let stale = format!("Bearer {}", access(&refreshed));
-    let refused = call(
-        &app,
-        "POST",
-        "/api/auth/totp/disable",
-        Some(json!({"code": recovery[3]})),
-        &[("authorization", &stale)],
-    )
-    .await;
+    let refused = app
+        .call(
+            "POST",
+            "/api/auth/totp/disable",
+            Some(json!({"code": recovery[3]})),
+            &[("authorization", &stale)],
+        )
+        .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.json()["code"], "fresh-login-required");
     let fresh = format!("Bearer {}", access(&session));
-    let off = call(
-        &app,
-        "POST",
-        "/api/auth/totp/disable",
-        Some(json!({"code": recovery[3]})),
-        &[("authorization", &fresh)],
-    )
-    .await;
+    let off = app
+        .call(
+            "POST",
+            "/api/auth/totp/disable",
+            Some(json!({"code": recovery[3]})),
+            &[("authorization", &fresh)],
+        )
+        .await;
     assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.text());
     login(&app, "ada@example.com").await;
+    // The notices of the changes are sent.
+    app.drain().await;
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]

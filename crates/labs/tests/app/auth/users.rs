@@ -1,15 +1,15 @@
 //! The users API: for admins only, and reads of an account answer 304 while their ETag holds.
 
 use super::{PASSWORD, access, get_as, login, roomy_app, user};
-use crate::common::{auth_app, call};
 use axum::http::StatusCode;
 use labs_db::PgPool;
+use labs_testapp::TestApp;
 use serde_json::json;
 use uuid::Uuid;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_users_api_is_for_admins_only(db: PgPool) {
-    let app = auth_app(db.clone(), &[]);
+    let app = TestApp::new(db.clone());
     user(&db, "admin@example.com", true, true).await;
     let ada = user(&db, "ada@example.com", false, true).await;
     let admin = format!("Bearer {}", access(&login(&app, "admin@example.com").await));
@@ -23,10 +23,10 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
         ("DELETE", format!("/api/users/{ada}")),
         ("GET", "/api/admin/jobs".to_owned()),
     ] {
-        let answer = call(&app, method, &path, None, &as_ada).await;
+        let answer = app.call(method, &path, None, &as_ada).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path}");
         assert_eq!(answer.json()["code"], "admin-only");
-        let anonymous = call(&app, method, &path, None, &[]).await;
+        let anonymous = app.call(method, &path, None, &[]).await;
         assert_eq!(
             anonymous.status,
             StatusCode::UNAUTHORIZED,
@@ -34,53 +34,49 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
         );
     }
 
-    let created = call(
-        &app,
-        "POST",
-        "/api/users",
-        Some(json!({"email": "Bob@Example.com", "password": PASSWORD, "fullName": "Bob"})),
-        &as_admin,
-    )
-    .await;
+    let created = app
+        .call(
+            "POST",
+            "/api/users",
+            Some(json!({"email": "Bob@Example.com", "password": PASSWORD, "fullName": "Bob"})),
+            &as_admin,
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let bob = created.json()["id"].as_str().unwrap().to_owned();
-    let duplicate = call(
-        &app,
-        "POST",
-        "/api/users",
-        Some(json!({"email": "bob@example.com", "password": PASSWORD})),
-        &as_admin,
-    )
-    .await;
+    let duplicate = app
+        .call(
+            "POST",
+            "/api/users",
+            Some(json!({"email": "bob@example.com", "password": PASSWORD})),
+            &as_admin,
+        )
+        .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert_eq!(duplicate.json()["code"], "email-taken");
 
-    let page = call(&app, "GET", "/api/users?offset=1&limit=1", None, &as_admin)
+    let page = app
+        .call("GET", "/api/users?offset=1&limit=1", None, &as_admin)
         .await
         .json();
     assert_eq!(page["total"], 3);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["email"], "ada@example.com");
-    let past_the_end = call(
-        &app,
-        "GET",
-        "/api/users?offset=100&limit=10",
-        None,
-        &as_admin,
-    )
-    .await
-    .json();
+    let past_the_end = app
+        .call("GET", "/api/users?offset=100&limit=10", None, &as_admin)
+        .await
+        .json();
     assert_eq!(past_the_end["items"], json!([]));
     assert_eq!(past_the_end["total"], 3);
     // A validation failure of the query: 422 (was 400), with every failing parameter named.
-    let bad = call(
-        &app,
-        "GET",
-        "/api/users?limit=1000&offset=2000000",
-        None,
-        &as_admin,
-    )
-    .await;
+    let bad = app
+        .call(
+            "GET",
+            "/api/users?limit=1000&offset=2000000",
+            None,
+            &as_admin,
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let refused = bad.json();
     assert_eq!(refused["code"], "invalid-query");
@@ -88,14 +84,14 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
     assert_eq!(refused["errors"][0]["code"], "out-of-range");
     assert_eq!(refused["errors"][1]["pointer"], "offset");
 
-    let renamed = call(
-        &app,
-        "PATCH",
-        &format!("/api/users/{bob}"),
-        Some(json!({"fullName": "Robert", "isAdmin": true})),
-        &as_admin,
-    )
-    .await;
+    let renamed = app
+        .call(
+            "PATCH",
+            &format!("/api/users/{bob}"),
+            Some(json!({"fullName": "Robert", "isAdmin": true})),
+            &as_admin,
+        )
+        .await;
     assert_eq!(renamed.status, StatusCode::OK);
     assert_eq!(renamed.json()["fullName"], "Robert");
     assert_eq!(renamed.json()["isAdmin"], true);
@@ -105,41 +101,39 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
         "same address: still verified"
     );
     // A new address is not verified by the admin who typed it: its owner proves it.
-    let moved = call(
-        &app,
-        "PATCH",
-        &format!("/api/users/{bob}"),
-        Some(json!({"email": "robert@example.com"})),
-        &as_admin,
-    )
-    .await;
+    let moved = app
+        .call(
+            "PATCH",
+            &format!("/api/users/{bob}"),
+            Some(json!({"email": "robert@example.com"})),
+            &as_admin,
+        )
+        .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
     assert_eq!(moved.json()["email"], "robert@example.com");
     assert_eq!(moved.json()["emailVerified"], false);
-    let clash = call(
-        &app,
-        "PATCH",
-        &format!("/api/users/{bob}"),
-        Some(json!({"email": "ada@example.com"})),
-        &as_admin,
-    )
-    .await;
+    let clash = app
+        .call(
+            "PATCH",
+            &format!("/api/users/{bob}"),
+            Some(json!({"email": "ada@example.com"})),
+            &as_admin,
+        )
+        .await;
     assert_eq!(clash.status, StatusCode::CONFLICT);
 
     // Deactivating an account ends its sessions at once.
-    let off = call(
-        &app,
-        "PATCH",
-        &format!("/api/users/{ada}"),
-        Some(json!({"isActive": false})),
-        &as_admin,
-    )
-    .await;
+    let off = app
+        .call(
+            "PATCH",
+            &format!("/api/users/{ada}"),
+            Some(json!({"isActive": false})),
+            &as_admin,
+        )
+        .await;
     assert_eq!(off.status, StatusCode::OK);
     assert_eq!(
-        call(&app, "GET", "/api/auth/me", None, &as_ada)
-            .await
-            .status,
+        app.call("GET", "/api/auth/me", None, &as_ada).await.status,
         StatusCode::UNAUTHORIZED
     );
 
@@ -149,37 +143,29 @@ async fn the_users_api_is_for_admins_only(db: PgPool) {
         ("PATCH", Some(json!({"fullName": "x"}))),
         ("DELETE", None),
     ] {
-        let answer = call(
-            &app,
-            method,
-            &format!("/api/users/{missing}"),
-            body,
-            &as_admin,
-        )
-        .await;
+        let answer = app
+            .call(method, &format!("/api/users/{missing}"), body, &as_admin)
+            .await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{method}");
     }
     // A validation failure of the path: 422 (was 400), naming the parameter.
-    let not_an_id = call(&app, "GET", "/api/users/not-a-uuid", None, &as_admin).await;
+    let not_an_id = app
+        .call("GET", "/api/users/not-a-uuid", None, &as_admin)
+        .await;
     assert_eq!(not_an_id.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(not_an_id.json()["errors"][0]["pointer"], "id");
-    let deleted = call(
-        &app,
-        "DELETE",
-        &format!("/api/users/{bob}"),
-        None,
-        &as_admin,
-    )
-    .await;
+    let deleted = app
+        .call("DELETE", &format!("/api/users/{bob}"), None, &as_admin)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        call(&app, "GET", &format!("/api/users/{bob}"), None, &as_admin)
+        app.call("GET", &format!("/api/users/{bob}"), None, &as_admin)
             .await
             .status,
         StatusCode::NOT_FOUND
     );
 
-    let stats = call(&app, "GET", "/api/admin/jobs", None, &as_admin).await;
+    let stats = app.call("GET", "/api/admin/jobs", None, &as_admin).await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.text());
     assert!(stats.json()["outbox"].is_number());
 }
@@ -204,8 +190,7 @@ async fn reads_of_an_account_answer_304_while_their_etag_is_current(db: PgPool) 
         let conditional = |tag: String| {
             let (app, path, bearer) = (app.clone(), path.clone(), bearer.clone());
             async move {
-                call(
-                    &app,
+                app.call(
                     "GET",
                     &path,
                     None,
@@ -229,14 +214,14 @@ async fn reads_of_an_account_answer_304_while_their_etag_is_current(db: PgPool) 
         );
 
         // A change to the account changes the tag: the next read is a 200 again.
-        let renamed = call(
-            &app,
-            "PATCH",
-            &format!("/api/users/{ada}"),
-            Some(json!({"fullName": format!("Ada {}", path.len())})),
-            &[("authorization", &format!("Bearer {as_admin}"))],
-        )
-        .await;
+        let renamed = app
+            .call(
+                "PATCH",
+                &format!("/api/users/{ada}"),
+                Some(json!({"fullName": format!("Ada {}", path.len())})),
+                &[("authorization", &format!("Bearer {as_admin}"))],
+            )
+            .await;
         assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text());
         let changed = conditional(tag.clone()).await;
         assert_eq!(changed.status, StatusCode::OK, "{path}");

@@ -3,12 +3,12 @@
 //! database outage is a 503 page with the request id.
 
 use super::{
-    NEW_PASSWORD, PASSWORD, SAME_ORIGIN, assert_page, emailed_link, get, login, raw_post,
-    roomy_app, submit, token_of,
+    NEW_PASSWORD, PASSWORD, SAME_ORIGIN, assert_page, emailed_link, login, raw_post, roomy_app,
+    submit, token_of,
 };
-use crate::common::call;
 use axum::http::StatusCode;
 use labs_db::PgPool;
+use labs_testapp::TestApp;
 use serde_json::json;
 
 /// Bad links and bad forms: each a 4xx HTML page that says what is wrong, never a 500.
@@ -24,7 +24,7 @@ async fn bad_links_and_bad_forms_are_4xx_pages(db: PgPool) {
         "/api/reset-password?token=%3Cscript%3E",
     ] {
         assert_page(
-            &get(&app, path).await,
+            &app.get(path).await,
             StatusCode::BAD_REQUEST,
             "This link is incomplete",
         );
@@ -125,9 +125,8 @@ async fn bad_links_and_bad_forms_are_4xx_pages(db: PgPool) {
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_cross_site_form_post_is_refused_and_spends_nothing(db: PgPool) {
     let app = roomy_app(db.clone());
-    crate::common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
-    call(
-        &app,
+    labs_testapp::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+    app.call(
         "POST",
         "/api/auth/password-reset",
         Some(json!({"email": "ada@example.com"})),
@@ -171,6 +170,8 @@ async fn a_cross_site_form_post_is_refused_and_spends_nothing(db: PgPool) {
 
     let changed = submit(&app, "/api/reset-password", &fields, SAME_ORIGIN).await;
     assert_page(&changed, StatusCode::OK, "Password changed");
+    // The signup's confirmation is sent.
+    app.drain().await;
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -182,7 +183,7 @@ async fn the_pages_carry_their_csp_and_the_security_headers(db: PgPool) {
         format!("/api/verify-email?token={token}"),
         format!("/reset-password?token={token}"),
     ] {
-        let page = get(&app, &path).await;
+        let page = app.get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
         assert_eq!(
             page.header("content-security-policy"),
@@ -207,13 +208,13 @@ async fn the_pages_carry_their_csp_and_the_security_headers(db: PgPool) {
             "{html}"
         );
     }
-    let css = get(&app, "/api/pages.css").await;
+    let css = app.get("/api/pages.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert_eq!(css.header("content-type"), "text/css; charset=utf-8");
     assert!(css.text().contains("main {"), "{}", css.text());
 
     // HTML for people, not API operations.
-    let spec = get(&app, "/api/openapi.json").await.json();
+    let spec = app.get("/api/openapi.json").await.json();
     let paths = spec["paths"].as_object().unwrap();
     assert!(
         paths
@@ -237,7 +238,7 @@ async fn a_database_outage_is_a_503_page_with_the_request_id() {
         db_statement_timeout: std::time::Duration::from_secs(2),
     };
     let down = labs_db::pg::connect_lazy(&url, &config).unwrap();
-    let app = roomy_app(down);
+    let app = TestApp::builder(down).roomy().without_worker().spawn();
     let answer = submit(
         &app,
         "/api/verify-email",

@@ -3,10 +3,9 @@
 //! through the API's own protocol.
 
 use super::{
-    NEW_PASSWORD, PASSWORD, SAME_ORIGIN, assert_page, emailed_link, get, login, path_of, roomy_app,
+    NEW_PASSWORD, PASSWORD, SAME_ORIGIN, assert_page, emailed_link, login, path_of, roomy_app,
     submit, token_of,
 };
-use crate::common::call;
 use axum::http::StatusCode;
 use labs_db::PgPool;
 use serde_json::json;
@@ -14,14 +13,14 @@ use serde_json::json;
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_verification_link_opens_a_form_that_confirms_the_address(db: PgPool) {
     let app = roomy_app(db.clone());
-    let signup = call(
-        &app,
-        "POST",
-        "/api/auth/signup",
-        Some(json!({"email": "ada@example.com", "password": PASSWORD})),
-        &[],
-    )
-    .await;
+    let signup = app
+        .call(
+            "POST",
+            "/api/auth/signup",
+            Some(json!({"email": "ada@example.com", "password": PASSWORD})),
+            &[],
+        )
+        .await;
     assert_eq!(signup.status, StatusCode::ACCEPTED, "{}", signup.text());
     let link = emailed_link(&db, "ada@example.com", "verify-email").await;
     // With no LABS_APP_URL the link opens this service's own page, under the root path.
@@ -33,7 +32,7 @@ async fn the_verification_link_opens_a_form_that_confirms_the_address(db: PgPool
 
     // Opening the link (twice: a mail scanner first) shows the form and spends nothing.
     for _ in 0..2 {
-        let page = get(&app, path_of(&link)).await;
+        let page = app.get(path_of(&link)).await;
         assert_page(&page, StatusCode::OK, "Confirm your email address");
         let html = page.text();
         assert!(
@@ -114,20 +113,22 @@ async fn the_verification_link_opens_a_form_that_confirms_the_address(db: PgPool
         "This link is invalid, expired or already used",
     );
     assert!(!again.text().contains("<form"), "{}", again.text());
+    // The signup's confirmation is sent.
+    app.drain().await;
 }
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_reset_link_opens_a_form_that_sets_a_new_password(db: PgPool) {
     let app = roomy_app(db.clone());
-    crate::common::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
-    let asked = call(
-        &app,
-        "POST",
-        "/api/auth/password-reset",
-        Some(json!({"email": "ada@example.com"})),
-        &[],
-    )
-    .await;
+    labs_testapp::insert_user_with_password(&db, "ada@example.com", PASSWORD, false, true).await;
+    let asked = app
+        .call(
+            "POST",
+            "/api/auth/password-reset",
+            Some(json!({"email": "ada@example.com"})),
+            &[],
+        )
+        .await;
     assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text());
     let link = emailed_link(&db, "ada@example.com", "reset-password").await;
     assert!(
@@ -136,7 +137,7 @@ async fn the_reset_link_opens_a_form_that_sets_a_new_password(db: PgPool) {
     );
     let token = token_of(&link);
 
-    let page = get(&app, path_of(&link)).await;
+    let page = app.get(path_of(&link)).await;
     assert_page(&page, StatusCode::OK, "Choose a new password");
     assert!(page.text().contains(r#"action="reset-password""#));
     assert!(page.text().contains(r#"autocomplete="new-password""#));
@@ -217,4 +218,6 @@ async fn the_reset_link_opens_a_form_that_sets_a_new_password(db: PgPool) {
         login(&app, "ada@example.com", NEW_PASSWORD).await.status,
         StatusCode::OK
     );
+    // The reset's emails are sent.
+    app.drain().await;
 }

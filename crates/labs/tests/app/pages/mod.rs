@@ -6,10 +6,9 @@
 //! `process::browser::emailed_links_open_pages_that_verify_and_reset_in_a_browser`. This file
 //! holds the helpers; the flows are in `flows`, the refusals and headers in `defences`.
 
-use crate::common::{auth_app, call};
-use axum::Router;
 use axum::http::StatusCode;
 use labs_db::PgPool;
+use labs_testapp::TestApp;
 use labs_testkit::Answer;
 use serde_json::{Value, json};
 
@@ -24,21 +23,13 @@ const NEW_PASSWORD: &str = "a new password, long enough";
 const SAME_ORIGIN: &[(&str, &str)] = &[("sec-fetch-site", "same-origin"), ("origin", "null")];
 
 /// The API with budgets above what a test makes.
-fn roomy_app(db: PgPool) -> Router {
-    auth_app(
-        db,
-        &[
-            "--rate-limit-per-account",
-            "100/1m",
-            "--rate-limit-per-ip",
-            "100/1m",
-        ],
-    )
+fn roomy_app(db: PgPool) -> TestApp {
+    TestApp::builder(db).roomy().spawn()
 }
 
 /// POSTs `fields` form-encoded, as a browser submits a page's form.
 async fn submit(
-    app: &Router,
+    app: &TestApp,
     path: &str,
     fields: &[(&str, &str)],
     headers: &[(&str, &str)],
@@ -57,7 +48,7 @@ async fn submit(
 }
 
 async fn raw_post(
-    app: &Router,
+    app: &TestApp,
     path: &str,
     content_type: &str,
     body: String,
@@ -70,16 +61,12 @@ async fn raw_post(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    labs_testkit::send(app, request.body(axum::body::Body::from(body)).unwrap()).await
+    app.send(request.body(axum::body::Body::from(body)).unwrap())
+        .await
 }
 
-async fn get(app: &Router, path: &str) -> Answer {
-    call(app, "GET", path, None, &[]).await
-}
-
-async fn login(app: &Router, email: &str, password: &str) -> Answer {
-    call(
-        app,
+async fn login(app: &TestApp, email: &str, password: &str) -> Answer {
+    app.call(
         "POST",
         "/api/auth/token",
         Some(json!({"email": email, "password": password})),
