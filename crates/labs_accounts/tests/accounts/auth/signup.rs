@@ -9,9 +9,6 @@ use axum::http::StatusCode;
 use labs_db::PgPool;
 use labs_domain::{SessionId, UserId};
 use labs_jobs::Handler;
-use labs_testapp::job_queue;
-use labs_testkit::{shared_redis_url, unique_name};
-use labs_worker::WorkerContext;
 use serde_json::json;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
@@ -206,14 +203,9 @@ async fn accounts_nobody_verified_are_purged_after_their_time(db: PgPool) {
         .await
         .unwrap();
 
-    let mailer = labs_testapp::mailer(None);
-    let ctx = WorkerContext::new(
-        db.clone(),
-        job_queue(&shared_redis_url(), &unique_name("purge")),
-        mailer,
-    );
+    let app = TestApp::new(db.clone());
     labs_accounts::PurgeExpiredCredentials::default()
-        .handle(&ctx)
+        .handle(app.worker())
         .await
         .unwrap();
 
