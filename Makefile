@@ -63,6 +63,10 @@ db-revision: ## Create a new migration: make db-revision name=add_users
 	@test -n "$(name)" || (echo "usage: make db-revision name=what_it_does" && exit 1)
 	@f=migrations/$$(date -u +%Y%m%d%H%M%S)_$(name).sql; printf -- '-- %s\n' "$(name)" > $$f; echo "created $$f"
 
+new-feature: ## A new feature crate, wired in and tested: make new-feature name=orders [singular=order] (docs/ADDING-A-FEATURE.md)
+	@test -n "$(name)" || (echo "usage: make new-feature name=orders [singular=order]" && exit 1)
+	scripts/new-feature.sh $(name) $(singular)
+
 dev-psql: ## psql into the development database
 	psql postgres://postgres@127.0.0.1:5432/labs
 

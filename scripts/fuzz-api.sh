@@ -3,6 +3,7 @@
 # status codes, content types, headers and bodies as documented, 405 with Allow for
 # undocumented methods, ...). Starts its own `labs serve --role api` on free ports (HTTP and
 # metrics) with its own development database, and stops it with SIGTERM, which must exit 0.
+# FUZZ_TAG=orders fuzzes only the operations of that tag (FUZZ_EXAMPLES, FUZZ_SEED: how much).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,9 +69,14 @@ fuzz() {
     --header "Authorization: Bearer $token" --request-timeout 10 "$@"
 }
 status=0
-# Logout last and alone: it ends the session of the token the other operations use.
-fuzz --exclude-operation-id logout_user || status=$?
-fuzz --include-operation-id logout_user || status=$?
+if [ -n "${FUZZ_TAG:-}" ]; then
+  # Only the operations of one tag (a feature's: .ci/new-feature.sh fuzzes the scaffold's).
+  fuzz --include-tag "$FUZZ_TAG" || status=$?
+else
+  # Logout last and alone: it ends the session of the token the other operations use.
+  fuzz --exclude-operation-id logout_user || status=$?
+  fuzz --include-operation-id logout_user || status=$?
+fi
 
 kill -TERM "$server"
 if ! wait "$server"; then

@@ -6,32 +6,38 @@
 //! Not `From<Uuid>`: a conversion that `?` or `.into()` would apply silently is what these
 //! types are here to prevent; `from_uuid` is written out where a UUID becomes an id.
 
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
 use uuid::Uuid;
 
+/// Declares a typed id over a UUID: `labs_domain::uuid_id!(/// docs \n OrderId);`. A feature
+/// crate declares its own ids with it (it needs `serde` among its dependencies).
+#[macro_export]
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(transparent)]
-        pub struct $name(Uuid);
+        pub struct $name($crate::__private::Uuid);
 
         impl $name {
             /// A new id, time-ordered (UUIDv7), for a row this process creates.
             #[must_use]
             pub fn generate() -> Self {
-                Self(Uuid::now_v7())
+                Self($crate::__private::Uuid::now_v7())
             }
 
             /// The id whose value is `uuid` (read from a row, a token or a request).
             #[must_use]
-            pub const fn from_uuid(uuid: Uuid) -> Self {
+            pub const fn from_uuid(uuid: $crate::__private::Uuid) -> Self {
                 Self(uuid)
             }
 
             /// The UUID, for SQL and the wire.
             #[must_use]
-            pub const fn as_uuid(self) -> Uuid {
+            pub const fn as_uuid(self) -> $crate::__private::Uuid {
                 self.0
             }
 
@@ -50,12 +56,12 @@ macro_rules! uuid_id {
     };
 }
 
-uuid_id!(
+crate::uuid_id!(
     /// An account's id (`users.id`).
     UserId
 );
 
-uuid_id!(
+crate::uuid_id!(
     /// A session's id (`sessions.id`): one login, the family of refresh tokens it issues.
     SessionId
 );

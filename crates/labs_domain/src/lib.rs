@@ -12,3 +12,9 @@ pub use email::{Email, InvalidEmail};
 pub use full_name::{FullName, InvalidFullName};
 pub use ids::{SessionId, UserId};
 pub use password::{InvalidPassword, Password};
+
+/// What [`uuid_id!`] expands to needs, from this crate (not part of its API).
+#[doc(hidden)]
+pub mod __private {
+    pub use uuid::Uuid;
+}
