@@ -58,7 +58,9 @@ fi
 [ ! -e "$service/cargo-generate.toml" ] && [ ! -e "$service/template" ] || { log "template machinery left"; exit 1; }
 grep -qF 'authors = ["Ada Lovelace <ada@example.com>"]' "$service/Cargo.toml"
 grep -qF 'ACME_ROOT_PATH' "$service/README.md"
-log "generated: nothing named labs or Stripe is left"
+# The feature scaffold comes along, renamed with the rest (the grep above read its skeleton).
+[ -x "$service/scripts/new-feature.sh" ] && [ -d "$service/scripts/new-feature/crate" ]
+log "generated: nothing named labs or Stripe is left; the feature scaffold is there"
 
 # The upgrade procedure of the README, step by step: commit the generated project and mark it
 # as the `template` branch, change something of the service's own, then take an improvement of
