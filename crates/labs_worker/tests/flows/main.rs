@@ -1,6 +1,9 @@
 //! End-to-end flows of the worker crate against the real Redis, Postgres and a real SMTP
 //! server (aiosmtpd): the scheduler's once-per-tick guarantee, and a job written to the
-//! outbox while Redis is down, relayed when Redis is back, and delivered as an email.
+//! outbox while Redis is down, relayed when Redis is back, and delivered as an email; the
+//! addresses the mailer cannot send to (`addresses`).
+
+mod addresses;
 
 use std::time::{Duration, Instant};
 

@@ -1,13 +1,13 @@
 //! The job system against the real Redis and Postgres: delivery, delays, retries and dead
 //! letters, several worker processes, a worker killed mid-job, a drain on SIGTERM, a Redis
-//! restart, the scheduler, the outbox, and email to a real SMTP server.
+//! restart. (The worker crate's own flows, the scheduler, the outbox end to end and the mailer,
+//! are in `crates/labs_worker/tests/flows/`.)
 //!
 //! Every test uses its own Redis key namespace (and, where it needs one, its own database or
 //! its own throwaway `redis-server`). Tests that need worker *processes* re-run this test binary
 //! as a child (see `child_worker`, which stays here: they run it by its path). This file holds
 //! the test jobs, runtimes and worker processes the modules below share.
 
-mod addresses;
 mod delivery;
 mod processes;
 mod recovery;
