@@ -34,7 +34,7 @@ from pathlib import Path
 FEATURE_PATHS = {
     "stripe": [
         "crates/labs_billing",
-        "crates/labs/tests/app/payments.rs",
+        "crates/labs/tests/process/payments.rs",
         "crates/labs_bench/src/bin/bench-webhooks.rs",
         "migrations/*_billing.sql",
         "docs/PAYMENTS.md",

@@ -38,6 +38,6 @@ pub use accounts::{insert_user, insert_user_with_password};
 pub use app::{TestApp, TestAppBuilder};
 pub use requests::call;
 pub use settings::{
-    TRUSTED_ORIGIN, http_config, job_queue, mailer, redis_config, state_with_redis,
+    TRUSTED_ORIGIN, hooks_role, http_config, job_queue, mailer, redis_config, state_with_redis,
 };
 pub use text::{code_in, decode_quoted_printable, emailed_link, link_token, metric};

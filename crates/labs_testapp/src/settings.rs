@@ -115,3 +115,9 @@ pub fn state_with_redis(db: labs_db::PgPool, redis_url: &str) -> labs_http::AppS
         .expect("a valid Redis URL");
     labs_http::AppState::new(db, redis, http.ready_timeout, http.root_path, http.docs)
 }
+
+/// The hooks role's application, as `labs serve --role hooks` builds it: the health endpoints
+/// and the webhook receivers `hooks`, under the middleware (no api routes, no worker).
+pub fn hooks_role(state: labs_http::AppState, hooks: axum::Router) -> axum::Router {
+    labs::app::application(state, None, Some(hooks), &http_config())
+}

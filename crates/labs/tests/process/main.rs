@@ -9,5 +9,6 @@ mod binary;
 mod browser;
 mod cli;
 mod faults;
+mod payments; // template:only stripe
 mod production;
 mod traces;

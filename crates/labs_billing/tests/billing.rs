@@ -1,10 +1,10 @@
-//! Payments: the webhook receiver with payloads signed by Stripe's own SDK (npm `stripe`), the
-//! worker applying events (once, in any order, after a Redis outage), and the billing API
-//! against a local fake of Stripe's documented endpoints.
+//! The billing feature over HTTP: the webhook receiver with payloads signed by Stripe's own
+//! SDK (npm `stripe`), the worker applying events (once, in any order, after a Redis outage),
+//! and the billing API, on `labs_testapp::TestApp`, against a local fake of Stripe's documented
+//! endpoints. The hooks role as a production process: `crates/labs/tests/process/payments.rs`.
 //!
-//! Over 400 lines on purpose: the template's `stripe` option removes this file whole
-//! (template/apply.py, and its `mod` line in main.rs, marked for that option), so the tests,
-//! the fake Stripe and the signing helpers stay in one file that option can drop.
+//! Over 400 lines on purpose: one scenario per promise of the receiver and the API, sharing
+//! the fake Stripe and the signing helpers; split, each part would carry the same fixtures.
 
 use labs_billing::StripeEventId;
 use std::collections::HashMap;
@@ -20,8 +20,8 @@ use labs_db::PgPool;
 use labs_domain::UserId;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
-use labs_testapp::{TestApp, state_with_redis};
-use labs_testapp::{http_config, insert_user, insert_user_with_password, job_queue};
+use labs_testapp::{TestApp, hooks_role, state_with_redis};
+use labs_testapp::{insert_user, insert_user_with_password, job_queue};
 use labs_testkit::{Answer, RedisServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use secrecy::SecretString;
@@ -42,7 +42,7 @@ fn hooks_app(db: PgPool, redis_url: &str) -> Router {
         tolerance: Duration::from_secs(300),
     };
     let hooks = labs_billing::hooks::router(hooks);
-    labs::app::application(state, None, Some(hooks), &http_config())
+    hooks_role(state, hooks)
 }
 
 /// `Stripe-Signature` for `payload`, computed by Stripe's official Node SDK.
@@ -604,87 +604,6 @@ fn billing_operations_are_named_after_their_handlers() {
         assert_eq!(
             document["paths"][path][method]["operationId"], operation_id,
             "{method} {path}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn the_hooks_role_runs_alone_in_production_with_only_its_webhook_secrets() {
-    let database = labs_testkit::TempDatabase::new("hooks");
-    let (status, _, stderr) =
-        crate::common::run_labs(&["migrate"], &[("DATABASE_URL", &database.url)]);
-    assert!(status.success(), "{stderr}");
-    // No JWT, TOTP, code-hash or Stripe API key: the receiver needs none of them.
-    let production = [
-        ("LABS_ENV", "production"),
-        ("LABS_ROLES", "hooks"),
-        ("DATABASE_URL", database.url.as_str()),
-        ("REDIS_URL", "redis://localhost:6379"),
-    ];
-    let (status, _, stderr) = crate::common::run_labs(&["serve"], &production);
-    assert!(!status.success());
-    assert!(
-        stderr.contains("LABS_STRIPE_WEBHOOK_SECRETS must be set"),
-        "{stderr}"
-    );
-
-    let mut env = production.to_vec();
-    env.push((
-        "LABS_STRIPE_WEBHOOK_SECRETS",
-        "whsec_production_one,whsec_production_two",
-    ));
-    let mut server = crate::common::Labs::serve(&env);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    assert_eq!(
-        http.get(server.url("/api/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    for not_here in ["/api/openapi.json", "/api/auth/me", "/api/ext/echo"] {
-        let answer = http.get(server.url(not_here)).send().await.unwrap();
-        assert_eq!(answer.status(), 404, "{not_here} is the api role's");
-    }
-    let unsigned = http
-        .post(server.url("/hooks/stripe"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unsigned.status(), 400);
-    assert_eq!(
-        unsigned.headers()["content-type"],
-        "application/problem+json"
-    );
-    server.signal("TERM");
-    assert!(server.wait(Duration::from_secs(10)).success());
-}
-
-#[test]
-fn production_refuses_the_development_webhook_secret_spelt_differently() {
-    for spelt in [
-        "whsec_production_one,whsec_development_only ",
-        "\nwhsec_development_only\n",
-        "WHSEC_DEVELOPMENT_ONLY",
-    ] {
-        let stderr = crate::common::refused(&[
-            ("LABS_ENV", "production".to_owned()),
-            ("LABS_ROLES", "hooks".to_owned()),
-            (
-                "DATABASE_URL",
-                "postgres://app:secret@db.internal/app".to_owned(),
-            ),
-            ("REDIS_URL", "redis://cache.internal:6379".to_owned()),
-            ("LABS_STRIPE_WEBHOOK_SECRETS", spelt.to_owned()),
-        ]);
-        assert!(
-            stderr.contains("LABS_STRIPE_WEBHOOK_SECRETS") && stderr.contains("development"),
-            "{spelt:?}: {stderr}"
         );
     }
 }
