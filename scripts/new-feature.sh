@@ -35,6 +35,17 @@ case $name in
     echo "new-feature: $name is the name of a crate of the platform" >&2; exit 1 ;;
 esac
 [ ! -e "crates/$crate" ] || { echo "new-feature: crates/$crate exists already" >&2; exit 1; }
+# The name is a field of the features' list (Rust) and a table (SQL): no keyword of either.
+rust_keywords=" as async await box break const continue crate do dyn else enum extern false final fn for gen if impl in let loop macro match mod move mut override priv pub ref return self static struct super trait true try type typeof union unsafe unsized use virtual where while yield "
+for word in "$name" "$singular"; do
+  if [[ $rust_keywords == *" $word "* ]]; then
+    echo "new-feature: $word is a Rust keyword; pick another name" >&2; exit 1
+  fi
+done
+admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+if [ "$(psql "$admin" -Atc "SELECT count(*) FROM pg_get_keywords() WHERE word = '$name' AND catcode <> 'U'")" != 0 ]; then
+  echo "new-feature: $name is an SQL keyword (its table would need quoting); pick another name" >&2; exit 1
+fi
 if grep -qiE "CREATE TABLE (IF NOT EXISTS )?$name\b" migrations/*.sql; then
   echo "new-feature: a migration already creates a table named $name" >&2; exit 1
 fi
