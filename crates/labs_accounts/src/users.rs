@@ -8,7 +8,7 @@ use axum::response::Response;
 use labs_domain::{Email, FullName, Password, UserId};
 use labs_http::etag::IfNoneMatch;
 use labs_http::extract::{Json, Path, Query};
-use labs_http::{ApiError, FieldError};
+use labs_http::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -84,26 +84,8 @@ pub(crate) async fn get_users_with_limits(
     _admin: AdminUser,
     Query(page): Query<Page>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let mut errors = Vec::new();
-    if !(1..=100).contains(&page.limit) {
-        errors.push(FieldError::new(
-            "limit",
-            "out-of-range",
-            "`limit` must be 1 to 100",
-        ));
-    }
-    if page.offset > 1_000_000 {
-        errors.push(FieldError::new(
-            "offset",
-            "out-of-range",
-            "`offset` must be 0 to 1000000",
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidQuery(errors));
-    }
-    let (items, total) =
-        crate::db::users::page(&state.db, i64::from(page.offset), i64::from(page.limit)).await?;
+    let (offset, limit) = labs_http::page_bounds(page.offset, page.limit)?;
+    let (items, total) = crate::db::users::page(&state.db, offset, limit).await?;
     Ok(Json(UserPage {
         items: items.into_iter().map(UserOut::from).collect(),
         total,

@@ -27,4 +27,4 @@ pub mod wire;
 pub use config::HttpConfig;
 pub use problem::{ApiError, Problem};
 pub use state::AppState;
-pub use validation::FieldError;
+pub use validation::{FieldError, page_bounds};

@@ -90,6 +90,31 @@ fn sentence(text: &str) -> String {
     out
 }
 
+/// Checks a list's `offset` (0 to 1,000,000) and `limit` (1 to 100), the bounds every paged
+/// endpoint documents: a 422 naming each parameter out of range. Returns them as SQL binds.
+pub fn page_bounds(offset: u32, limit: u32) -> Result<(i64, i64), crate::ApiError> {
+    let mut errors = Vec::new();
+    if !(1..=100).contains(&limit) {
+        errors.push(FieldError::new(
+            "limit",
+            "out-of-range",
+            "`limit` must be 1 to 100",
+        ));
+    }
+    if offset > 1_000_000 {
+        errors.push(FieldError::new(
+            "offset",
+            "out-of-range",
+            "`offset` must be 0 to 1000000",
+        ));
+    }
+    if errors.is_empty() {
+        Ok((i64::from(offset), i64::from(limit)))
+    } else {
+        Err(crate::ApiError::InvalidQuery(errors))
+    }
+}
+
 /// The human summary of a list: the errors' details, each after its field.
 pub(crate) fn summary(errors: &[FieldError]) -> String {
     let parts: Vec<String> = errors

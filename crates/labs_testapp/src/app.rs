@@ -11,7 +11,6 @@ use labs_jobs::{JobQueue, QueueStats};
 use labs_testkit::{SmtpServer, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use labs_worker::email::EmailCap;
-use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{self, ApiSettings};
@@ -144,18 +143,7 @@ impl TestAppBuilder {
     pub fn spawn(self) -> TestApp {
         let redis_url = self.redis_url.unwrap_or_else(shared_redis_url);
         let namespace = unique_name("jobs");
-        let redis = labs_db::redis::connect_lazy(
-            &SecretString::from(redis_url.as_str()),
-            &settings::redis_config(),
-        )
-        .expect("a valid Redis URL");
-        let state = AppState::new(
-            self.db.clone(),
-            redis,
-            self.http.ready_timeout,
-            self.http.root_path.clone(),
-            self.http.docs,
-        );
+        let state = settings::base_state(self.db.clone(), &redis_url, &self.http);
         let state = match self.state {
             Some(change) => change(state),
             None => state,

@@ -110,10 +110,24 @@ pub(crate) fn development_keys(auth: &AuthConfig) -> labs_auth::AuthKeys {
 /// router without a worker (`labs::app::application`), where a `TestApp` cannot be (a
 /// database that never answers).
 pub fn state_with_redis(db: labs_db::PgPool, redis_url: &str) -> labs_http::AppState {
-    let http = http_config();
+    base_state(db, redis_url, &http_config())
+}
+
+/// The base state as `labs serve` builds it from `http`'s settings.
+pub(crate) fn base_state(
+    db: labs_db::PgPool,
+    redis_url: &str,
+    http: &HttpConfig,
+) -> labs_http::AppState {
     let redis = labs_db::redis::connect_lazy(&SecretString::from(redis_url), &redis_config())
         .expect("a valid Redis URL");
-    labs_http::AppState::new(db, redis, http.ready_timeout, http.root_path, http.docs)
+    labs_http::AppState::new(
+        db,
+        redis,
+        http.ready_timeout,
+        http.root_path.clone(),
+        http.docs,
+    )
 }
 
 /// The hooks role's application, as `labs serve --role hooks` builds it: the health endpoints

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use labs_accounts::CurrentUser;
 use labs_db::PgPool;
 use labs_http::extract::{Json, Path, Query};
-use labs_http::{ApiError, FieldError};
+use labs_http::ApiError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -154,31 +154,8 @@ pub(crate) async fn list___features__(
     CurrentUser { user, .. }: CurrentUser,
     Query(page): Query<Page>,
 ) -> Result<Json<__Feature__Page>, ApiError> {
-    let mut errors = Vec::new();
-    if !(1..=100).contains(&page.limit) {
-        errors.push(FieldError::new(
-            "limit",
-            "out-of-range",
-            "`limit` must be 1 to 100",
-        ));
-    }
-    if page.offset > 1_000_000 {
-        errors.push(FieldError::new(
-            "offset",
-            "out-of-range",
-            "`offset` must be 0 to 1000000",
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidQuery(errors));
-    }
-    let (rows, total) = crate::db::page(
-        &state.db,
-        user.id,
-        i64::from(page.offset),
-        i64::from(page.limit),
-    )
-    .await?;
+    let (offset, limit) = labs_http::page_bounds(page.offset, page.limit)?;
+    let (rows, total) = crate::db::page(&state.db, user.id, offset, limit).await?;
     Ok(Json(__Feature__Page {
         items: rows.into_iter().map(__Feature__Out::from).collect(),
         total,
