@@ -9,6 +9,7 @@
 //! A crate of its own because both the HTTP crates and the job runtime need it, and neither may
 //! depend on the other.
 
+mod json;
 pub mod logs;
 pub mod trace;
 

@@ -101,6 +101,9 @@ fn exporter(config: &LogConfig) -> Result<Option<SdkTracerProvider>, String> {
 /// request lines).
 const LOG_QUEUE_LINES: usize = 4096;
 
+/// The log writer thread's buffer: lines queued meanwhile go out in one `write(2)`.
+const LOG_WRITE_BUFFER: usize = 64 * 1024;
+
 /// Installs the global subscriber (with span export when configured) and a panic hook that
 /// logs panics as events.
 ///
@@ -122,21 +125,22 @@ pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
     // queue is bounded at LOG_QUEUE_LINES: tracing-appender's default (128,000 lines, a few
     // hundred bytes each) let a writer that fell behind under load hold tens of MiB; a full
     // queue now makes the logging thread wait instead (back-pressure, no line lost).
+    // The thread writes through a buffer that it flushes each time it has emptied the queue:
+    // one `write(2)` per batch of lines instead of one per line (stdout flushes at every
+    // newline), and never a line held back while the queue is idle.
     let (stdout, writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LOG_QUEUE_LINES)
-        .finish(std::io::stdout());
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_WRITE_BUFFER,
+            std::io::stdout(),
+        ));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if json {
+        // Our own JSON layer, same lines as `fmt::layer().json().flatten_event(true)
+        // .with_current_span(true)`, for less work per line (see `crate::json`).
         registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(stdout),
-            )
+            .with(crate::json::JsonLines::new(stdout))
             .try_init()
     } else {
         registry

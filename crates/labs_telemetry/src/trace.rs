@@ -132,7 +132,28 @@ fn new_span_id() -> [u8; 8] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Hex(bytes).to_string()
+}
+
+/// Bytes as lower-case hex, written where they are displayed.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0_u8; 64];
+        for chunk in self.0.chunks(32) {
+            for (i, &byte) in chunk.iter().enumerate() {
+                text[2 * i] = DIGITS[usize::from(byte >> 4)];
+                text[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+            }
+            // Hex digits are ASCII.
+            f.write_str(
+                std::str::from_utf8(&text[..2 * chunk.len()]).map_err(|_| std::fmt::Error)?,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -162,7 +183,8 @@ pub fn adopt(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext
             };
         }
     }
-    span.record("trace_id", own.trace_id_hex());
+    // Formatted by the subscriber as it writes the field: no string made per request.
+    span.record("trace_id", tracing::field::display(Hex(&own.trace_id)));
     own
 }
 
