@@ -10,9 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use labs_db::PgPool;
@@ -42,6 +41,7 @@ pub fn install() -> PrometheusHandle {
                 .and_then(PrometheusBuilder::install_recorder)
                 // Only fails if another recorder was installed first, which nothing else does.
                 .unwrap_or_else(|error| panic!("cannot install the metrics recorder: {error}"));
+            let _ = RECORDER_INSTALLED.set(());
             let upkeep = handle.clone();
             let spawned = std::thread::Builder::new()
                 .name("metrics-upkeep".to_owned())
@@ -107,24 +107,41 @@ async fn render(State((handle, db)): State<(PrometheusHandle, PgPool)>) -> Respo
     response
 }
 
-/// Counts and times every request by method, matched route and status, and tracks how many
-/// are in flight. Runs after routing (so it sees the route) and outside the panic catcher (so
-/// a panic is counted as the 500 it becomes).
-pub(crate) async fn record_http(req: Request, next: Next) -> Response {
-    // A clone of the matched path shares its string: no allocation per request.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(req.method());
-    let _in_flight = InFlight::enter();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let (requests, duration) = series(
-        route.as_ref().map_or("<unmatched>", MatchedPath::as_str),
-        method,
-        response.status().as_u16(),
-    );
-    requests.increment(1);
-    duration.record(started.elapsed().as_secs_f64());
-    response
+/// Counts and times one request by method, matched route and status, and tracks how many are
+/// in flight: [`RequestMetrics::start`] when it arrives (after routing, so that the route is
+/// known), [`RequestMetrics::finish`] with its status. Dropped unfinished (the client went away
+/// and the request's future with it), it leaves the in-flight gauge and counts nothing. Used
+/// by the request scope in `crate::layers`, outside the panic catcher (so a panic is counted
+/// as the 500 it becomes).
+pub(crate) struct RequestMetrics {
+    /// A clone of the matched path shares its string: no allocation per request.
+    route: Option<MatchedPath>,
+    method: &'static str,
+    started: Instant,
+    _in_flight: InFlight,
+}
+
+impl RequestMetrics {
+    pub(crate) fn start<B>(req: &axum::http::Request<B>) -> Self {
+        Self {
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(req.method()),
+            started: Instant::now(),
+            _in_flight: InFlight::enter(),
+        }
+    }
+
+    pub(crate) fn finish(self, status: axum::http::StatusCode) {
+        let (requests, duration) = series(
+            self.route
+                .as_ref()
+                .map_or("<unmatched>", MatchedPath::as_str),
+            self.method,
+            status.as_u16(),
+        );
+        requests.increment(1);
+        duration.record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// The request counter and duration histogram of one (route, method, status).
@@ -189,16 +206,33 @@ struct InFlight;
 
 impl InFlight {
     fn enter() -> Self {
-        metrics::gauge!("labs_http_requests_in_flight").increment(1.0);
+        in_flight_gauge().increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("labs_http_requests_in_flight").decrement(1.0);
+        in_flight_gauge().decrement(1.0);
     }
 }
+
+/// The in-flight gauge's handle, looked up once the recorder is installed (before that, a
+/// handle would be a no-op one for good) instead of twice per request.
+fn in_flight_gauge() -> metrics::Gauge {
+    static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+    if let Some(gauge) = GAUGE.get() {
+        return gauge.clone();
+    }
+    let gauge = metrics::gauge!("labs_http_requests_in_flight");
+    if RECORDER_INSTALLED.get().is_some() {
+        let _ = GAUGE.set(gauge.clone());
+    }
+    gauge
+}
+
+/// Set once [`install`] has installed the recorder.
+static RECORDER_INSTALLED: OnceLock<()> = OnceLock::new();
 
 #[cfg(test)]
 mod tests {
