@@ -1,51 +1,20 @@
 #!/usr/bin/env bash
 # HTTP benchmarks of a release build on loopback, with wrk (and each feature's own, in
-# bench/http-FEATURE.sh): fixed duration and connections, several runs, medians. Also: cold
-# start to ready, the raw argon2id rate of this machine (what login is compared with), and the
-# API process's peak RSS. Procedure and results: docs/PERFORMANCE.md. Needs the local Postgres
-# and Redis (make services) and wrk (apt install wrk). Not part of the test suite.
+# bench/http.d/): fixed duration and connections, several runs, medians. Every figure is also
+# printed as a ratio to a ceiling measured in the same run, with the same wrk settings (this
+# machine's speed drifts by a third between runs; the ratios hold): a bare hyper hello-world
+# (`bench-hello`) for the HTTP path, pgbench `SELECT 1` at the pool's connection count for
+# the endpoints that query Postgres, the raw argon2id rate (`bench-argon2`) for login. Also:
+# cold start to ready and the API process's peak RSS. Procedure and results:
+# docs/PERFORMANCE.md. Needs the local Postgres and Redis (make services), wrk and pgbench
+# (apt install wrk postgresql-client). Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-64}
 runs=${RUNS:-3}
-admin=${LABS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-database="${admin%/*}/labs_bench"
-export PGOPTIONS="-c client_min_messages=warning"
-
-cargo build -q --release -p labs -p labs_bench
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/release/labs"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_bench WITH (FORCE)' -c 'CREATE DATABASE labs_bench'
-DATABASE_URL="$database" "$bin" migrate >/dev/null
-password="bench-$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
-DATABASE_URL="$database" LABS_ADMIN_PASSWORD="$password" "$bin" user create-admin --email bench-admin@example.com >/dev/null
-psql "$database" -qc "INSERT INTO users (id, email) SELECT gen_random_uuid(), 'user' || i || '@example.com' FROM generate_series(1, 50) i"
-
-# The HTTP roles measured together, production-like: the API and the webhook receivers.
-roles=api,hooks
-port=$(free_port)
-base="http://127.0.0.1:$port/api"
-work=$(mktemp -d)
-# The HTTP roles, production-like: JSON request logs (to a file), no migrations on
-# start, rate limits out of the way (they would answer 429 to a load generator).
-start_server() {
-  DATABASE_URL="$database" LABS_BIND="127.0.0.1:$port" LABS_METRICS_BIND="127.0.0.1:$(free_port)" \
-    LABS_ROLES="$roles" LABS_MIGRATE_ON_START=false LABS_LOG_FORMAT=json \
-    LABS_RATE_LIMIT_PER_IP=1000000000/1s LABS_RATE_LIMIT_PER_ACCOUNT=1000000000/1s \
-    LABS_RATE_LIMIT_NAMESPACE="bench:rl:$(date +%s%N)" \
-    "$bin" serve >"$work/server.log" 2>&1 &
-  server=$!
-}
-cleanup() {
-  kill "$server" 2>/dev/null || true
-  psql "$admin" -qc 'DROP DATABASE IF EXISTS labs_bench WITH (FORCE)' >/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/server.sh
 
 # Cold start: from exec to the first 200 from readiness (Postgres and Redis round trips). The
 # polling is a Python loop (a request every 2 ms, no process started per attempt), so the
@@ -78,10 +47,7 @@ done
 echo "cold start to ready (ms): ${starts[*]}; median $(printf '%s\n' "${starts[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")"
 
 start_server
-scripts/wait-for-server.sh "the benchmarked server (labs serve --role $roles)" "$server" "$base/health/ready" "$work/server.log" 60
-token=$(curl -sf -H 'content-type: application/json' \
-  -d "{\"email\": \"bench-admin@example.com\", \"password\": \"$password\"}" "$base/auth/token" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+wait_and_log_in
 cat >"$work/login.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -119,22 +85,62 @@ bench() { # name, then wrk arguments
   p99=$(printf '%s\n' "${results[@]}" | cut -d' ' -f3 | median)
   errors=$(printf '%s\n' "${results[@]}" | cut -d' ' -f4 | paste -sd+ | bc)
   echo "$name: runs [$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | paste -sd' ')] median ${rps} req/s, p50 ${p50} ms, p99 ${p99} ms, errors ${errors}"
+  last_rps=$rps
 }
 
 common=(-t2 -c"$connections" -d"$duration")
-bench "GET /api/ext/echo" "${common[@]}" "$base/ext/echo"
-bench "GET /api/health/ready" "${common[@]}" "$base/health/ready"
-bench "GET /api/auth/me" "${common[@]}" -H "Authorization: Bearer $token" "$base/auth/me"
-bench "GET /api/users?limit=10" "${common[@]}" -H "Authorization: Bearer $token" "$base/users?limit=10"
+
+# The ceilings, measured in this run. The API server is up but idle meanwhile (as it would be
+# between the runs of one endpoint), so both see the same machine.
+# 1. HTTP: a bare hyper server answering echo's body, same wrk settings.
+"$target_dir/release/bench-hello" --bind "127.0.0.1:0" >"$work/hello.out" &
+hello=$!
+until grep -q '^listening on ' "$work/hello.out"; do sleep 0.05; done
+hello_base="http://$(sed -n 's/^listening on //p' "$work/hello.out")"
+bench "ceiling: bare hyper hello-world" "${common[@]}" "$hello_base/"
+hello_rps=$last_rps
+kill "$hello"
+# 2. Postgres: `SELECT 1` over as many connections as the server's pool, prepared, with the TLS
+# mode of the server's default URL (`sslmode=prefer`, so TLS where the server offers it).
+echo 'SELECT 1;' >"$work/select1.sql"
+pgbench_runs=()
+for run in $(seq "$runs"); do
+  pgbench_runs+=("$(PGSSLMODE=prefer pgbench -n -M prepared -f "$work/select1.sql" -c "$pool" -j 2 \
+    -T "${duration%s}" "$database" 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1)")
+done
+pg_tps=$(printf '%s\n' "${pgbench_runs[@]}" | median)
+echo "ceiling: pgbench SELECT 1, $pool connections, prepared: runs [${pgbench_runs[*]}] median $pg_tps tps"
+
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
+# name, ceiling name, ceiling, goal, then wrk arguments
+bench_against() {
+  local name=$1 ceiling_name=$2 ceiling=$3 goal=$4
+  shift 4
+  bench "$name" "$@"
+  echo "  ratio $(ratio "$last_rps" "$ceiling") of $ceiling_name (goal >= $goal)"
+}
+bench_against "GET /api/ext/echo" "bare hyper" "$hello_rps" 0.60 "${common[@]}" "$base/ext/echo"
+bench_against "GET /api/health/ready" "pgbench" "$pg_tps" 0.60 "${common[@]}" "$base/health/ready"
+bench_against "GET /api/auth/me" "pgbench" "$pg_tps" 0.30 "${common[@]}" -H "Authorization: Bearer $token" "$base/auth/me"
+bench_against "GET /api/users?limit=10" "pgbench" "$pg_tps" 0.20 "${common[@]}" -H "Authorization: Bearer $token" "$base/users?limit=10"
 # Login: as many connections as cores (each login is one argon2id hash on one core); twice as
 # many, so that a hash is always waiting while another login does its round trips (the CPU
 # never idles: the throughput to compare with the raw rate); then 64, to show that queueing
 # raises latency, not memory (hashes run one per core at a time).
 cores=$(nproc)
 bench "POST /api/auth/token ($cores connections)" -t"$cores" -c"$cores" -d"$duration" -s "$work/login.lua" "$base/auth/token"
+login_few=$last_rps
 bench "POST /api/auth/token ($((2 * cores)) connections)" -t"$cores" -c"$((2 * cores))" -d"$duration" -s "$work/login.lua" "$base/auth/token"
+login_busy=$last_rps
 bench "POST /api/auth/token ($connections connections)" "${common[@]}" -s "$work/login.lua" "$base/auth/token"
-"$target_dir/release/bench-argon2" --threads "$cores" --seconds 10 | sed 's/^/raw argon2id: /'
+login_many=$last_rps
+# 3. Login: the raw argon2id rate with the login's parameters, one hash per core at a time.
+raw=$("$target_dir/release/bench-argon2" --threads "$cores" --seconds 10)
+echo "ceiling: raw argon2id: $raw"
+raw_rate=${raw#*hashes_per_s=}
+raw_rate=${raw_rate%% *}
+echo "  login ratios to raw argon2id: $(ratio "$login_few" "$raw_rate") ($cores connections)," \
+  "$(ratio "$login_busy" "$raw_rate") ($((2 * cores)), goal >= 0.85), $(ratio "$login_many" "$raw_rate") ($connections)"
 # Each feature's own benchmarks against the same server: the files of bench/http.d/ (a
 # template option that drops the feature drops its file).
 for part in bench/http.d/*.sh; do
