@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # HTTP benchmarks of a release build on loopback, with wrk (and each feature's own, in
 # bench/http.d/): fixed duration and connections, several runs, medians. Every figure is also
-# printed as a ratio to a ceiling measured in the same run, with the same wrk settings (this
-# machine's speed drifts by a third between runs; the ratios hold): a bare hyper hello-world
+# printed as a ratio to a ceiling measured in the same run, each run of an endpoint paired with
+# a run of its ceiling just before it (this machine's speed drifts by a third within minutes;
+# the ratios hold better): a bare hyper hello-world
 # (`bench-hello`) for the HTTP path, pgbench `SELECT 1` at the pool's connection count for
 # the endpoints that query Postgres, the raw argon2id rate (`bench-argon2`) for login. Also:
 # cold start to ready and the API process's peak RSS. Procedure and results:
@@ -79,68 +80,77 @@ bench() { # name, then wrk arguments
   for run in $(seq "$runs"); do
     results+=("$(wrk_run "$@")")
   done
+  report "$name" "${results[@]}"
+}
+report() { # name, then the results of wrk_run
+  local name=$1; shift
+  local results=("$@")
   local rps p50 p99
   rps=$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | median)
   p50=$(printf '%s\n' "${results[@]}" | cut -d' ' -f2 | median)
   p99=$(printf '%s\n' "${results[@]}" | cut -d' ' -f3 | median)
   errors=$(printf '%s\n' "${results[@]}" | cut -d' ' -f4 | paste -sd+ | bc)
   echo "$name: runs [$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | paste -sd' ')] median ${rps} req/s, p50 ${p50} ms, p99 ${p99} ms, errors ${errors}"
-  last_rps=$rps
 }
 
 common=(-t2 -c"$connections" -d"$duration")
 
-# The ceilings, measured in this run. The API server is up but idle meanwhile (as it would be
-# between the runs of one endpoint), so both see the same machine.
+# The ceilings, measured in this run and interleaved with it: each run of an endpoint comes
+# right after a run of its ceiling, and its ratio is taken to that run (the machine's speed
+# drifts within minutes, so a ceiling measured once at the start says little about the last
+# endpoint). The API server is up but idle during the ceiling runs.
 # 1. HTTP: a bare hyper server answering echo's body, same wrk settings.
 "$target_dir/release/bench-hello" --bind "127.0.0.1:0" >"$work/hello.out" &
 hello=$!
 until grep -q '^listening on ' "$work/hello.out"; do sleep 0.05; done
-hello_base="http://$(sed -n 's/^listening on //p' "$work/hello.out")"
-bench "ceiling: bare hyper hello-world" "${common[@]}" "$hello_base/"
-hello_rps=$last_rps
-kill "$hello"
+hello_url="http://$(sed -n 's/^listening on //p' "$work/hello.out")/"
+hello_run() { wrk_run "${common[@]}" "$hello_url" | cut -d' ' -f1; }
 # 2. Postgres: `SELECT 1` over as many connections as the server's pool, prepared, with the TLS
 # mode of the server's default URL (`sslmode=prefer`, so TLS where the server offers it).
 echo 'SELECT 1;' >"$work/select1.sql"
-pgbench_runs=()
-for run in $(seq "$runs"); do
-  pgbench_runs+=("$(PGSSLMODE=prefer pgbench -n -M prepared -f "$work/select1.sql" -c "$pool" -j 2 \
-    -T "${duration%s}" "$database" 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1)")
-done
-pg_tps=$(printf '%s\n' "${pgbench_runs[@]}" | median)
-echo "ceiling: pgbench SELECT 1, $pool connections, prepared: runs [${pgbench_runs[*]}] median $pg_tps tps"
+pgbench_run() {
+  PGSSLMODE=prefer pgbench -n -M prepared -f "$work/select1.sql" -c "$pool" -j 2 -T "${duration%s}" "$database" 2>&1 |
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | cut -d. -f1
+}
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
-# name, ceiling name, ceiling, goal, then wrk arguments
+# name, ceiling name, ceiling function, goal, then wrk arguments: RUNS pairs of (ceiling run,
+# endpoint run); the endpoint's medians as `bench` prints them, the ceiling's runs, and the
+# median of the per-pair ratios.
 bench_against() {
-  local name=$1 ceiling_name=$2 ceiling=$3 goal=$4
+  local name=$1 ceiling_name=$2 ceiling_run=$3 goal=$4
   shift 4
-  bench "$name" "$@"
-  echo "  ratio $(ratio "$last_rps" "$ceiling") of $ceiling_name (goal >= $goal)"
+  local results=() ceilings=() ratios=() result ceiling
+  for run in $(seq "$runs"); do
+    ceiling=$($ceiling_run)
+    result=$(wrk_run "$@")
+    ceilings+=("$ceiling")
+    results+=("$result")
+    ratios+=("$(ratio "${result%% *}" "$ceiling")")
+  done
+  report "$name" "${results[@]}"
+  echo "  $ceiling_name, paired runs [${ceilings[*]}]: ratios [${ratios[*]}] median $(printf '%s\n' "${ratios[@]}" | median) (goal >= $goal)"
 }
-bench_against "GET /api/ext/echo" "bare hyper" "$hello_rps" 0.60 "${common[@]}" "$base/ext/echo"
-bench_against "GET /api/health/ready" "pgbench" "$pg_tps" 0.60 "${common[@]}" "$base/health/ready"
-bench_against "GET /api/auth/me" "pgbench" "$pg_tps" 0.30 "${common[@]}" -H "Authorization: Bearer $token" "$base/auth/me"
-bench_against "GET /api/users?limit=10" "pgbench" "$pg_tps" 0.20 "${common[@]}" -H "Authorization: Bearer $token" "$base/users?limit=10"
+bench_against "GET /api/ext/echo" "bare hyper" hello_run 0.60 "${common[@]}" "$base/ext/echo"
+kill "$hello"
+bench_against "GET /api/health/ready" "pgbench SELECT 1 ($pool connections)" pgbench_run 0.60 "${common[@]}" "$base/health/ready"
+bench_against "GET /api/auth/me" "pgbench SELECT 1 ($pool connections)" pgbench_run 0.30 "${common[@]}" -H "Authorization: Bearer $token" "$base/auth/me"
+bench_against "GET /api/users?limit=10" "pgbench SELECT 1 ($pool connections)" pgbench_run 0.20 "${common[@]}" -H "Authorization: Bearer $token" "$base/users?limit=10"
 # Login: as many connections as cores (each login is one argon2id hash on one core); twice as
 # many, so that a hash is always waiting while another login does its round trips (the CPU
 # never idles: the throughput to compare with the raw rate); then 64, to show that queueing
 # raises latency, not memory (hashes run one per core at a time).
 cores=$(nproc)
 bench "POST /api/auth/token ($cores connections)" -t"$cores" -c"$cores" -d"$duration" -s "$work/login.lua" "$base/auth/token"
-login_few=$last_rps
-bench "POST /api/auth/token ($((2 * cores)) connections)" -t"$cores" -c"$((2 * cores))" -d"$duration" -s "$work/login.lua" "$base/auth/token"
-login_busy=$last_rps
+# 3. Login, with a hash always waiting: paired with the raw argon2id rate of the login's
+# parameters, one hash per core at a time (`bench-argon2`), for as long as a wrk run.
+argon2_run() {
+  "$target_dir/release/bench-argon2" --threads "$cores" --seconds "${duration%s}" | sed 's/.*hashes_per_s=\([0-9.]*\).*/\1/'
+}
+bench_against "POST /api/auth/token ($((2 * cores)) connections)" "raw argon2id ($cores threads)" argon2_run 0.85 \
+  -t"$cores" -c"$((2 * cores))" -d"$duration" -s "$work/login.lua" "$base/auth/token"
 bench "POST /api/auth/token ($connections connections)" "${common[@]}" -s "$work/login.lua" "$base/auth/token"
-login_many=$last_rps
-# 3. Login: the raw argon2id rate with the login's parameters, one hash per core at a time.
-raw=$("$target_dir/release/bench-argon2" --threads "$cores" --seconds 10)
-echo "ceiling: raw argon2id: $raw"
-raw_rate=${raw#*hashes_per_s=}
-raw_rate=${raw_rate%% *}
-echo "  login ratios to raw argon2id: $(ratio "$login_few" "$raw_rate") ($cores connections)," \
-  "$(ratio "$login_busy" "$raw_rate") ($((2 * cores)), goal >= 0.85), $(ratio "$login_many" "$raw_rate") ($connections)"
+echo "raw argon2id, single hash: $("$target_dir/release/bench-argon2" --threads 1 --seconds 2 | sed 's/.*single_hash_ms=/single_hash_ms=/')"
 # Each feature's own benchmarks against the same server: the files of bench/http.d/ (a
 # template option that drops the feature drops its file).
 for part in bench/http.d/*.sh; do
