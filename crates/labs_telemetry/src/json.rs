@@ -118,7 +118,7 @@ impl Visit for SpanVisitor<'_> {
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.rendered(field, |out| {
-            out.push_str(if value { "true" } else { "false" })
+            out.push_str(if value { "true" } else { "false" });
         });
     }
     fn record_str(&mut self, field: &Field, value: &str) {
