@@ -1,7 +1,7 @@
 //! The middleware stack, applied in one place ([`apply`]) so that its order can be read.
 //!
 //! Outermost first (a request passes down this list, its response back up). Items 1 to 5 are
-//! one service of ours, [`RequestScope`], in that order; the rest are layers of their own.
+//! one service of ours, `RequestScope`, in that order; the rest are layers of their own.
 //!
 //! 1. **security headers**: every response leaves with `X-Content-Type-Options: nosniff`,
 //!    `Referrer-Policy: no-referrer`, framing refused (`Content-Security-Policy:
@@ -230,7 +230,7 @@ where
             .get("traceparent")
             .and_then(|value| value.to_str().ok())
             .and_then(TraceContext::parse);
-        let (span, own) = request_span(&req, incoming);
+        let (span, own) = request_span(&req, &id, incoming);
         // 5. Metrics.
         let metrics = crate::metrics::RequestMetrics::start(&req);
         // The service that was made ready serves this request; a clone waits for the next.
@@ -262,15 +262,15 @@ where
 }
 
 /// The request's span and its trace context.
-fn request_span(req: &Request, incoming: Option<TraceContext>) -> (Span, TraceContext) {
+fn request_span(
+    req: &Request,
+    request_id: &str,
+    incoming: Option<TraceContext>,
+) -> (Span, TraceContext) {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("<unmatched>", MatchedPath::as_str);
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map_or("", |id| id.0.as_str());
     // The path as the client sent it (before the root path was stripped), without its query
     // string: query strings can carry tokens.
     let path = req
