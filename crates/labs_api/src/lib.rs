@@ -51,9 +51,8 @@ pub fn app(root_path: &str, state: &ApiState) -> Router<ApiState> {
     let document = openapi::finish(document, root_path);
     routes
         .merge(docs::router(&document, root_path, state.app.docs))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(labs_http::csrf::CsrfLayer::new(
             state.accounts.auth.trusted_origins.clone(),
-            labs_http::csrf::protect,
         ))
         // /verify-email, /reset-password: the HTML pages the emailed links open. Not in the
         // OpenAPI document (pages for people, not an API). Merged after the CSRF layer above:

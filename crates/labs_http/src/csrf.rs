@@ -17,12 +17,15 @@
 //! Cookies are also `SameSite=Lax`, so cross-site requests do not carry them at all; this
 //! check covers the rest (sibling subdomains, which are same-site but cross-origin).
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use crate::ApiError;
 
@@ -79,6 +82,11 @@ pub fn admit(request: &Request, trusted: &TrustedOrigins) -> bool {
     if allowed(request.method(), request.headers(), trusted) {
         return true;
     }
+    count_refusal(request);
+    false
+}
+
+fn count_refusal(request: &Request) {
     metrics::counter!("labs_csrf_rejected_total").increment(1);
     tracing::warn!(
         origin = request
@@ -87,23 +95,98 @@ pub fn admit(request: &Request, trusted: &TrustedOrigins) -> bool {
             .and_then(|v| v.to_str().ok()),
         "cross-origin request refused (CSRF)"
     );
-    false
 }
 
-/// The middleware: `axum::middleware::from_fn_with_state(trusted, csrf::protect)`.
-pub async fn protect(
-    axum::extract::State(trusted): axum::extract::State<TrustedOrigins>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if admit(&request, &trusted) {
-        next.run(request).await
-    } else {
-        ApiError::Forbidden {
-            code: "csrf",
-            detail: "Cross-origin request refused: this origin may not change state here.",
+/// The check as a layer, for the routes a browser can reach with its cookies:
+/// `router.layer(CsrfLayer::new(trusted))`. A refusal is the 403 `csrf` problem.
+///
+/// A plain service rather than an axum `from_fn` middleware: `from_fn` clones the service
+/// below it (a boxed route) for every request, one allocation per request for nothing.
+#[derive(Debug, Clone)]
+pub struct CsrfLayer(TrustedOrigins);
+
+impl CsrfLayer {
+    pub fn new(trusted: TrustedOrigins) -> Self {
+        Self(trusted)
+    }
+}
+
+impl<S> Layer<S> for CsrfLayer {
+    type Service = Csrf<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Csrf {
+            inner,
+            trusted: self.0.clone(),
         }
-        .into_response()
+    }
+}
+
+/// The service of [`CsrfLayer`].
+#[derive(Debug, Clone)]
+pub struct Csrf<S> {
+    inner: S,
+    trusted: TrustedOrigins,
+}
+
+impl<S> Service<Request> for Csrf<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CsrfFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if allowed(request.method(), request.headers(), &self.trusted) {
+            CsrfFuture::Admitted {
+                inner: self.inner.call(request),
+            }
+        } else {
+            // Logged and answered when polled, not here: the request's span and id (which the
+            // log line and the problem body carry) are current only inside its future.
+            CsrfFuture::Refused {
+                request: Some(request),
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Csrf`]: the route's answer, or the refusal.
+    #[project = CsrfFutureProjection]
+    pub enum CsrfFuture<F> {
+        Admitted { #[pin] inner: F },
+        Refused { request: Option<Request> },
+    }
+}
+
+impl<F> Future for CsrfFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CsrfFutureProjection::Admitted { inner } => inner.poll(cx),
+            CsrfFutureProjection::Refused { request } => match request.take() {
+                Some(request) => {
+                    count_refusal(&request);
+                    let refusal = ApiError::Forbidden {
+                        code: "csrf",
+                        detail: "Cross-origin request refused: this origin may not change state here.",
+                    };
+                    Poll::Ready(Ok(refusal.into_response()))
+                }
+                // Polled again after it answered: a caller's bug, as for any future.
+                None => panic!("CsrfFuture polled after it completed"),
+            },
+        }
     }
 }
 

@@ -40,12 +40,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use labs_telemetry::TraceContext;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -75,15 +74,13 @@ pub fn apply(router: Router, config: &HttpConfig) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::Panicked)
         }))
-        .layer(middleware::map_response(problem_for_bare_errors))
         // The layers below answer with their own body types; the ones above take axum's.
-        .map_response(axum::response::IntoResponse::into_response)
+        // A plain function (tower's `map_response`), not axum's `middleware::map_response`,
+        // which clones the whole service below it for every request.
+        .map_response(bare_errors_as_problems)
         .option_layer(cors_layer(&config.cors_origins))
         .layer(CompressionLayer::new())
-        .layer(middleware::from_fn_with_state(
-            config.request_timeout,
-            timeout,
-        ))
+        .layer(TimeoutLayer(config.request_timeout))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         // The body limit hands on a `Limited` body; the routes take axum's `Body`.
         .map_request(|request: Request<Limited<Body>>| request.map(Body::new))
@@ -233,17 +230,17 @@ where
         let (span, own) = request_span(&req, &id, incoming);
         // 5. Metrics.
         let metrics = crate::metrics::RequestMetrics::start(&req);
-        // The service that was made ready serves this request; a clone waits for the next.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        // The service was made ready by `poll_ready` on this same value: it takes the request
+        // now, and its future owns all it needs (no clone of the stack below per request).
+        // Outside the span and the request id's scope, like every tower service's `call`:
+        // the layers below do their work (and their logging) in their futures, which run
+        // inside both (see `csrf::Csrf`).
+        let responding = self.inner.call(req);
         let security = self.security.clone();
         let serving = async move {
             let started = Instant::now();
-            let response = crate::request_id::within(
-                id,
-                labs_telemetry::trace::within(own, inner.oneshot(req)),
-            )
-            .await;
+            let response =
+                crate::request_id::within(id, labs_telemetry::trace::within(own, responding)).await;
             let mut response = match response {
                 Ok(response) => response.into_response(),
                 Err(infallible) => match infallible {},
@@ -303,10 +300,18 @@ fn log_response(status: StatusCode, latency: Duration) {
     }
 }
 
+/// Item 7, over whatever body the layers below answer with.
+fn bare_errors_as_problems<B>(response: axum::http::Response<B>) -> Response
+where
+    axum::http::Response<B>: IntoResponse,
+{
+    problem_for_bare_errors(response.into_response())
+}
+
 /// Rewrites a bare error response (no body type, or the plain text that axum and tower-http
 /// answer with) as a problem, keeping its other headers. An error a handler answers with a
 /// JSON body of its own choosing (readiness's 503) is left alone.
-async fn problem_for_bare_errors(response: Response) -> Response {
+fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || !is_bare(&response) {
         return response;
@@ -326,17 +331,83 @@ fn is_bare(response: &Response) -> bool {
     }
 }
 
-/// Drops a request that runs past the limit and answers 503.
+/// Item 10: drops a request that runs past the limit and answers 503 with the `timeout`
+/// problem.
 ///
 /// Our own rather than tower-http's `TimeoutLayer`: that one answers with an empty body and a
-/// status that says nothing of the cause; this one gives the `timeout` problem.
-async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_elapsed) => {
-            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
-            axum::response::IntoResponse::into_response(ApiError::Timeout)
+/// status that says nothing of the cause. A plain service rather than an axum `from_fn`
+/// middleware: `from_fn` clones the service below it (a boxed route) for every request.
+#[derive(Debug, Clone, Copy)]
+struct TimeoutLayer(Duration);
+
+impl<S> Layer<S> for TimeoutLayer {
+    type Service = Timeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Timeout {
+            inner,
+            limit: self.0,
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Timeout<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S, B> Service<Request<B>> for Timeout<S>
+where
+    S: Service<Request<B>, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TimeoutFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        TimeoutFuture {
+            inner: tokio::time::timeout(self.limit, self.inner.call(req)),
+            limit: self.limit,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Timeout`]: the inner response, or the `timeout` problem.
+    struct TimeoutFuture<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        limit: Duration,
+    }
+}
+
+impl<F, R> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<R, Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match std::task::ready!(this.inner.poll(cx)) {
+            Ok(Ok(response)) => response.into_response(),
+            Ok(Err(infallible)) => match infallible {},
+            Err(_elapsed) => {
+                tracing::warn!(
+                    limit_ms = this.limit.as_millis() as u64,
+                    "request timed out"
+                );
+                ApiError::Timeout.into_response()
+            }
+        };
+        Poll::Ready(Ok(response))
     }
 }
 
