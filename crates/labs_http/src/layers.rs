@@ -300,18 +300,15 @@ fn log_response(status: StatusCode, latency: Duration) {
     }
 }
 
-/// Item 7, over whatever body the layers below answer with.
+/// Item 7: rewrites a bare error response (no body type, or the plain text that axum and
+/// tower-http answer with) as a problem, keeping its other headers; whatever body type the
+/// layers below answer with, the response leaves with axum's. An error a handler answers with
+/// a JSON body of its own choosing (readiness's 503) is left alone.
 fn bare_errors_as_problems<B>(response: axum::http::Response<B>) -> Response
 where
     axum::http::Response<B>: IntoResponse,
 {
-    problem_for_bare_errors(response.into_response())
-}
-
-/// Rewrites a bare error response (no body type, or the plain text that axum and tower-http
-/// answer with) as a problem, keeping its other headers. An error a handler answers with a
-/// JSON body of its own choosing (readiness's 503) is left alone.
-fn problem_for_bare_errors(response: Response) -> Response {
+    let response = response.into_response();
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || !is_bare(&response) {
         return response;

@@ -92,6 +92,8 @@ async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(answer.json()["code"], "csrf");
         assert_eq!(answer.header("content-type"), "application/problem+json");
+        // The refusal is written inside the request's scope: its body quotes the request id.
+        assert_eq!(answer.json()["requestId"], answer.header("x-request-id"));
     }
     // A Bearer request from anywhere is unaffected (a forged form cannot send a header).
     let tokens = login(&app, "ada@example.com").await;
