@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use labs_db::PgPool;
+use labs_db::Db;
 use labs_jobs::{Handler, Job, JobError};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,7 @@ impl Job for PurgeExpiredCredentials {
 /// What the accounts' jobs need of the worker's context. The worker's context implements it,
 /// so this crate never names that type.
 pub trait AccountsContext: Send + Sync + 'static {
-    fn db(&self) -> &PgPool;
+    fn db(&self) -> &Db;
     /// What the purge deletes.
     fn purge(&self) -> PurgeConfig;
 }

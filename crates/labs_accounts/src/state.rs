@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use labs_auth::{AuthKeys, KeyConfig};
 use labs_db::ratelimit::{Limiter, Quota};
-use labs_db::{PgPool, RedisConnection};
+use labs_db::{Db, RedisConnection};
 use labs_http::csrf::TrustedOrigins;
 
 /// Authentication settings (the keys are in [`KeyConfig`], flattened here).
@@ -239,7 +239,7 @@ pub struct Accounts(Arc<AccountsParts>);
 /// The parts of [`Accounts`].
 #[derive(Debug)]
 pub struct AccountsParts {
-    pub db: PgPool,
+    pub db: Db,
     pub auth: Arc<Auth>,
     /// The credential endpoints' rate limits (Redis, falling back to this process).
     pub limiter: Limiter,
@@ -248,7 +248,7 @@ pub struct AccountsParts {
 impl Accounts {
     /// The accounts' part, from its keys and settings: `serve` and the tests build it so.
     pub fn new(
-        db: PgPool,
+        db: Db,
         redis: RedisConnection,
         keys: AuthKeys,
         config: AuthConfig,

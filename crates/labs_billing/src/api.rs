@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
 use labs_accounts::{Accounts, CurrentUser};
-use labs_db::PgPool;
+use labs_db::Db;
 use labs_http::ApiError;
 use labs_http::extract::Json;
 use secrecy::SecretString;
@@ -60,7 +60,7 @@ pub struct Billing(Arc<BillingParts>);
 /// The parts of [`Billing`].
 #[derive(Debug)]
 pub struct BillingParts {
-    db: PgPool,
+    db: Db,
     client: Option<StripeClient>,
     config: BillingConfig,
     /// The web app's base URL (`LABS_APP_URL`): Stripe sends the user back to its pages.
@@ -77,7 +77,7 @@ impl std::ops::Deref for Billing {
 
 impl Billing {
     pub fn new(
-        db: PgPool,
+        db: Db,
         config: BillingConfig,
         app_url: &str,
     ) -> Result<Self, crate::stripe::StripeError> {

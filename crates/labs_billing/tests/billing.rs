@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use labs_billing::HooksState;
 use labs_billing::ProcessStripeEvent;
-use labs_db::PgPool;
 use labs_domain::UserId;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
@@ -26,6 +25,7 @@ use labs_testkit::{Answer, RedisServer, send, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 const SECRET: &str = "whsec_test_current";
 const OLD_SECRET: &str = "whsec_test_previous";
@@ -104,7 +104,7 @@ fn subscription_event(id: &str, kind: &str, created: i64, user: UserId, status: 
 fn worker(db: &PgPool, redis_url: &str) -> WorkerContext {
     let mailer = labs_testapp::mailer(None);
     WorkerContext::new(
-        db.clone(),
+        labs_db::Db::like(db),
         job_queue(redis_url, &unique_name("billing")),
         mailer,
     )

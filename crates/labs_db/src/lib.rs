@@ -8,11 +8,13 @@
 //! (that belongs to the jobs crate, which gets its connection from here).
 
 pub mod pg;
+pub mod pool;
 pub mod ratelimit;
 pub mod redis;
 pub mod schema;
 
-pub use pg::{PgConfig, PgPool};
+pub use pg::PgConfig;
+pub use pool::{Db, Transaction};
 pub use redis::{RedisConfig, RedisConnection};
 /// The error of every Postgres call.
 pub use sqlx::Error as DbError;

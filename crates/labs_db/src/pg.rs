@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::Connection;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 
-pub use sqlx::PgPool;
+use crate::pool::{Db, PoolSettings};
 
 /// The migrations in `migrations/` at the repository root, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -38,41 +37,27 @@ pub struct PgConfig {
     pub db_statement_timeout: Duration,
 }
 
-/// An idle connection older than this is pinged before use (see `connect_lazy`).
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
-
 /// Builds the pool without connecting: the first query opens the first connection.
 ///
 /// Lazy on purpose: a process whose database is briefly down at start-up still starts, and
-/// says so through readiness, instead of crash-looping.
-pub fn connect_lazy(url: &SecretString, config: &PgConfig) -> Result<PgPool, sqlx::Error> {
+/// says so through readiness, instead of crash-looping. When the pool tests a connection, and
+/// why it is not sqlx's own pool: [`crate::pool`].
+pub fn connect_lazy(url: &SecretString, config: &PgConfig) -> Result<Db, sqlx::Error> {
     let options: PgConnectOptions = url.expose_secret().parse()?;
     let statement_timeout = config.db_statement_timeout.as_millis().to_string();
     let options = options
         .application_name("labs")
         .options([("statement_timeout", statement_timeout.as_str())]);
-    Ok(PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(config.db_acquire_timeout)
-        // sqlx pings every connection when it goes back to the pool, and by default again when
-        // it comes out: two extra round trips around each query. A connection that passed the
-        // release ping moments ago is tested again only once it has sat idle for a while (a
-        // server restart or a dropped link in between). On the benchmark machine `me` went
-        // from about 8k to 12.7k req/s (docs/PERFORMANCE.md). A dead connection that slips
-        // through fails its query, and the release ping then drops it from the pool.
-        .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
-            Box::pin(async move {
-                if meta.idle_for > PING_IF_IDLE_FOR {
-                    connection.ping().await?;
-                }
-                Ok(true)
-            })
-        })
-        // Recycle connections so that a failover or a server-side setting change is picked up.
-        .max_lifetime(Duration::from_secs(30 * 60))
-        .idle_timeout(Duration::from_secs(10 * 60))
-        .connect_lazy_with(options))
+    Ok(Db::new(
+        options,
+        PoolSettings {
+            max_connections: config.db_max_connections as usize,
+            acquire_timeout: config.db_acquire_timeout,
+            // Recycle connections so that a failover or a server-side setting change is picked up.
+            max_lifetime: Duration::from_secs(30 * 60),
+            idle_timeout: Duration::from_secs(10 * 60),
+        },
+    ))
 }
 
 /// Creates the database named in `url` if it does not exist (development convenience; in
@@ -88,6 +73,7 @@ pub async fn create_database_if_missing(url: &SecretString) -> Result<bool, sqlx
 
 /// Applies every pending migration. Safe to run from several processes at once: sqlx holds a
 /// Postgres advisory lock while it migrates.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+pub async fn migrate(db: &Db) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut connection = db.acquire().await?;
+    MIGRATOR.run(&mut *connection).await
 }

@@ -54,7 +54,7 @@ impl FromRef<ApiState> for Accounts {
     }
 }
 
-impl FromRef<ApiState> for labs_db::PgPool {
+impl FromRef<ApiState> for labs_db::Db {
     fn from_ref(state: &ApiState) -> Self {
         state.app.db.clone()
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use labs_db::{PgPool, RedisConnection};
+use labs_db::{Db, RedisConnection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -149,7 +149,7 @@ pub async fn get_readiness(State(health): State<Health>) -> (StatusCode, Json<Re
 /// checks in flight. A substate of its own, so that any role's state offers it by `FromRef`.
 #[derive(Clone)]
 pub struct Health {
-    db: PgPool,
+    db: Db,
     redis: RedisConnection,
     deadline: Duration,
     /// Whether this process is not ready without Redis (it runs the worker or the scheduler).
@@ -167,7 +167,7 @@ impl std::fmt::Debug for Health {
 
 impl Health {
     /// Checks of `db` and `redis`, each under `deadline`.
-    pub fn new(db: PgPool, redis: RedisConnection, deadline: Duration) -> Self {
+    pub fn new(db: Db, redis: RedisConnection, deadline: Duration) -> Self {
         Self {
             db,
             redis,
@@ -223,7 +223,7 @@ impl ReadinessChecks {
     }
 }
 
-async fn check_postgres(db: &PgPool, deadline: Duration) -> Check {
+async fn check_postgres(db: &Db, deadline: Duration) -> Check {
     let started = Instant::now();
     let error = match tokio::time::timeout(deadline, labs_db::schema::applied_version(db)).await {
         Err(_elapsed) => Some("timeout".to_owned()),

@@ -14,7 +14,7 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use labs_db::PgPool;
+use labs_db::Db;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets (seconds) of every `_seconds` histogram: 1 ms to 30 s.
@@ -85,19 +85,18 @@ pub fn webhook_event(provider: &'static str, outcome: WebhookOutcome) {
 }
 
 /// `/metrics`: samples what is read at scrape time (the database pool), then renders.
-pub fn router(handle: PrometheusHandle, db: PgPool) -> Router {
+pub fn router(handle: PrometheusHandle, db: Db) -> Router {
     Router::new()
         .route("/metrics", get(render))
         .with_state((handle, db))
 }
 
-async fn render(State((handle, db)): State<(PrometheusHandle, PgPool)>) -> Response {
-    let size = f64::from(db.size());
+async fn render(State((handle, db)): State<(PrometheusHandle, Db)>) -> Response {
+    let size = db.size() as f64;
     let idle = db.num_idle() as f64;
     metrics::gauge!("labs_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("labs_db_pool_connections", "state" => "in_use").set((size - idle).max(0.0));
-    metrics::gauge!("labs_db_pool_max_connections")
-        .set(f64::from(db.options().get_max_connections()));
+    metrics::gauge!("labs_db_pool_max_connections").set(db.max_connections() as f64);
     handle.run_upkeep();
     let mut response = handle.render().into_response();
     response.headers_mut().insert(

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use labs_db::{PgPool, RedisConnection};
+use labs_db::{Db, RedisConnection};
 
 use crate::health::Health;
 
 /// Handles on the stores and the few settings handlers need.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: PgPool,
+    pub db: Db,
     pub redis: RedisConnection,
     /// The root path the API is published under (`""` for none).
     pub root_path: String,
@@ -23,7 +23,7 @@ pub struct AppState {
 impl AppState {
     /// The state of a process on `db` and `redis`; readiness checks each under `ready_timeout`.
     pub fn new(
-        db: PgPool,
+        db: Db,
         redis: RedisConnection,
         ready_timeout: Duration,
         root_path: String,

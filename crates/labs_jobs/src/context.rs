@@ -1,6 +1,6 @@
 //! What every job handler can reach of the worker's context, whatever feature it belongs to.
 
-use sqlx::PgPool;
+use labs_db::Db;
 
 use crate::JobQueue;
 
@@ -9,6 +9,6 @@ use crate::JobQueue;
 /// names the worker's concrete context; a feature that needs more declares its own trait on
 /// top of this one (as `labs_accounts::AccountsContext` does for its purge settings).
 pub trait Context: Send + Sync + 'static {
-    fn db(&self) -> &PgPool;
+    fn db(&self) -> &Db;
     fn queue(&self) -> &JobQueue;
 }

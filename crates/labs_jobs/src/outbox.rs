@@ -9,8 +9,9 @@
 //!
 //! The table is `job_outbox` (migration `20261128010000_job_outbox.sql`).
 
+use labs_db::Db;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 
 use crate::Context;
@@ -120,7 +121,7 @@ impl<C: RelayContext> Handler<C> for RelayOutbox {
 
 /// Relays everything pending now, batch after batch; returns how many rows it relayed. For a
 /// drain in tests and tools; the worker relays through the periodic [`RelayOutbox`] job.
-pub async fn relay_all(db: &PgPool, queue: &JobQueue, relay: &Relay) -> Result<usize, JobError> {
+pub async fn relay_all(db: &Db, queue: &JobQueue, relay: &Relay) -> Result<usize, JobError> {
     let mut total = 0;
     loop {
         match relay_batch(db, queue, relay).await? {
@@ -139,7 +140,7 @@ struct OutboxRow {
 }
 
 /// Relays one batch; returns how many rows it took out of the outbox.
-async fn relay_batch(db: &PgPool, queue: &JobQueue, relay: &Relay) -> Result<usize, JobError> {
+async fn relay_batch(db: &Db, queue: &JobQueue, relay: &Relay) -> Result<usize, JobError> {
     let mut tx = db.begin().await?;
     // `SKIP LOCKED`, not a plain `FOR UPDATE`: two relays running at once (two schedulers by
     // mistake, or a slow relay overlapping the next tick) take different rows instead of

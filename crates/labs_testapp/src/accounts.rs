@@ -1,16 +1,16 @@
 //! Accounts made straight in the database, for tests that start from a signed-up user.
 
-use labs_db::PgPool;
 use labs_domain::UserId;
+use sqlx::PgExecutor;
 
 /// A verified account with no password; its id.
-pub async fn insert_user(db: &PgPool, email: &str) -> UserId {
+pub async fn insert_user(db: impl PgExecutor<'_>, email: &str) -> UserId {
     insert(db, email, None, false, true).await
 }
 
 /// An account with `password`; its id.
 pub async fn insert_user_with_password(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     email: &str,
     password: &str,
     admin: bool,
@@ -24,7 +24,7 @@ pub async fn insert_user_with_password(
 }
 
 async fn insert(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     email: &str,
     password_hash: Option<&str>,
     is_admin: bool,

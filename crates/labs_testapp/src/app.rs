@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use labs_api::ApiState;
-use labs_db::PgPool;
+use labs_db::Db;
 use labs_http::{AppState, HttpConfig};
 use labs_jobs::{JobQueue, QueueStats};
 use labs_testkit::{SmtpServer, shared_redis_url, unique_name};
@@ -24,8 +24,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// clones to concurrent tasks).
 #[derive(Clone)]
 pub struct TestApp {
-    /// The test's own database (`#[sqlx::test]` made it, migrated).
-    pub db: PgPool,
+    /// The application's pool on the test's own database (`#[sqlx::test]` made it, migrated).
+    pub db: Db,
     /// The base state: database, Redis, readiness.
     pub state: AppState,
     /// The api role's state: accounts, features, queue.
@@ -39,7 +39,7 @@ pub struct TestApp {
 
 /// What the clones of one `TestApp` share; its `Drop` is the leftover check.
 struct Shared {
-    db: PgPool,
+    db: Db,
     stop: CancellationToken,
     redis_url: String,
     namespace: String,
@@ -60,7 +60,7 @@ impl std::fmt::Debug for TestApp {
 
 /// What a test changes before the application starts.
 pub struct TestAppBuilder {
-    db: PgPool,
+    db: Db,
     settings: Vec<String>,
     redis_url: Option<String>,
     http: HttpConfig,
@@ -199,15 +199,17 @@ impl TestAppBuilder {
 }
 
 impl TestApp {
-    /// The application with the defaults (shared Redis, log mailer, production limits).
-    pub fn new(db: PgPool) -> Self {
+    /// The application with the defaults (shared Redis, log mailer, production limits), on
+    /// the database of `db` (the pool `#[sqlx::test]` hands the test) through a pool of the
+    /// application's own kind ([`labs_db::Db`]).
+    pub fn new(db: impl Into<Db>) -> Self {
         Self::builder(db).spawn()
     }
 
     /// The application with changes: see [`TestAppBuilder`].
-    pub fn builder(db: PgPool) -> TestAppBuilder {
+    pub fn builder(db: impl Into<Db>) -> TestAppBuilder {
         TestAppBuilder {
-            db,
+            db: db.into(),
             settings: Vec::new(),
             redis_url: None,
             http: settings::http_config(),

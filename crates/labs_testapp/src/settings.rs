@@ -109,13 +109,13 @@ pub(crate) fn development_keys(auth: &AuthConfig) -> labs_auth::AuthKeys {
 /// The base state on `db` and the Redis at `redis_url`, with the test HTTP settings: for a
 /// router without a worker (`labs::app::application`), where a `TestApp` cannot be (a
 /// database that never answers).
-pub fn state_with_redis(db: labs_db::PgPool, redis_url: &str) -> labs_http::AppState {
-    base_state(db, redis_url, &http_config())
+pub fn state_with_redis(db: impl Into<labs_db::Db>, redis_url: &str) -> labs_http::AppState {
+    base_state(db.into(), redis_url, &http_config())
 }
 
 /// The base state as `labs serve` builds it from `http`'s settings.
 pub(crate) fn base_state(
-    db: labs_db::PgPool,
+    db: labs_db::Db,
     redis_url: &str,
     http: &HttpConfig,
 ) -> labs_http::AppState {

@@ -1,9 +1,9 @@
 //! The harness's own promises: `drain()` runs what a request left in the outbox through the
 //! real worker, and a test that leaves work behind fails when its `TestApp` is dropped.
 
-use labs_db::PgPool;
 use labs_jobs::jobs::{Message, SendEmail};
 use labs_testapp::TestApp;
+use sqlx::PgPool;
 
 async fn enqueue_an_email(app: &TestApp, subject: &str) {
     let job = SendEmail {

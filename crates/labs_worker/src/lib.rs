@@ -15,7 +15,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use labs_accounts::PurgeConfig;
-use labs_db::PgPool;
+use labs_db::Db;
 use labs_jobs::jobs::{RelayOutbox, SendEmail};
 use labs_jobs::{JobQueue, Registry, Relay};
 
@@ -24,7 +24,7 @@ use crate::email::{EmailCap, Mailer};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct WorkerContext {
-    pub db: PgPool,
+    pub db: Db,
     pub queue: JobQueue,
     pub mailer: Mailer,
     /// The cap on messages to one address; `None` sends without one (tests of other things).
@@ -44,7 +44,7 @@ impl std::fmt::Debug for WorkerContext {
 
 /// Every feature's handlers run on this context (they are generic over [`labs_jobs::Context`]).
 impl labs_jobs::Context for WorkerContext {
-    fn db(&self) -> &PgPool {
+    fn db(&self) -> &Db {
         &self.db
     }
     fn queue(&self) -> &JobQueue {
@@ -61,7 +61,7 @@ impl labs_jobs::outbox::RelayContext for WorkerContext {
 
 /// The accounts' jobs run on this context.
 impl labs_accounts::AccountsContext for WorkerContext {
-    fn db(&self) -> &PgPool {
+    fn db(&self) -> &Db {
         &self.db
     }
     fn purge(&self) -> PurgeConfig {
@@ -70,7 +70,7 @@ impl labs_accounts::AccountsContext for WorkerContext {
 }
 
 impl WorkerContext {
-    pub fn new(db: PgPool, queue: JobQueue, mailer: Mailer) -> Self {
+    pub fn new(db: Db, queue: JobQueue, mailer: Mailer) -> Self {
         Self {
             db,
             queue,

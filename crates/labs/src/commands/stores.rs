@@ -4,7 +4,7 @@
 use anyhow::Context;
 use labs_db::pg::{self, DEV_DATABASE_URL};
 use labs_db::redis::DEV_REDIS_URL;
-use labs_db::{PgConfig, PgPool, RedisConfig};
+use labs_db::{Db, PgConfig, RedisConfig};
 use labs_jobs::{JobQueue, JobsConfig};
 use secrecy::SecretString;
 
@@ -12,7 +12,7 @@ use crate::cli::{Environment, QueueArgs};
 use crate::settings::required_secret;
 
 /// A lazy pool on `url`; the only way commands open one, so the error names the variable.
-pub(super) fn pool(url: &SecretString, config: &PgConfig) -> anyhow::Result<PgPool> {
+pub(super) fn pool(url: &SecretString, config: &PgConfig) -> anyhow::Result<Db> {
     pg::connect_lazy(url, config).context("DATABASE_URL is not a valid Postgres URL")
 }
 
@@ -31,7 +31,7 @@ pub(super) async fn migrated_pool(
     env: Environment,
     url: &SecretString,
     config: &PgConfig,
-) -> anyhow::Result<PgPool> {
+) -> anyhow::Result<Db> {
     if !env.is_production()
         && pg::create_database_if_missing(url)
             .await

@@ -4,15 +4,16 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use labs_db::{PgConfig, PgPool};
+use labs_db::PgConfig;
 use labs_http::AppState;
 use labs_testapp::TestApp;
 use labs_testkit::{BlackHole, RedisServer};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 /// The application on a database that cannot answer: no worker (it would wait on it too).
-fn router_on(db: PgPool) -> TestApp {
+fn router_on(db: labs_db::Db) -> TestApp {
     TestApp::builder(db).without_worker().spawn()
 }
 
@@ -79,7 +80,7 @@ async fn the_original_healthcheck_says_which_dependency_is_down(_db: PgPool) {
 }
 
 /// A pool pointing at a port where nothing listens.
-fn unreachable_pool() -> PgPool {
+fn unreachable_pool() -> labs_db::Db {
     let url = SecretString::from(format!(
         "postgres://postgres@127.0.0.1:{}/nothing",
         labs_testkit::free_port()
@@ -128,7 +129,7 @@ async fn readiness_is_503_until_the_migrations_are_applied(db: PgPool) {
         .to_owned();
     assert!(error.contains("labs migrate"), "{error}");
 
-    labs_db::pg::migrate(&db).await.unwrap();
+    labs_db::pg::migrate(&app.db).await.unwrap();
     assert_eq!(app.get("/api/health/ready").await.status, StatusCode::OK);
 }
 

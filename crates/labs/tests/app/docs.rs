@@ -1,8 +1,8 @@
 //! The docs UI's security headers and the `LABS_DOCS` switch, over the real API router.
 
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::TestApp;
+use sqlx::PgPool;
 
 /// The docs' policy: Swagger UI's own files and its logo's `<style>` (by hash), `data:` icons,
 /// fetches to this origin, no framing.

@@ -5,7 +5,7 @@ use crate::db::users::User;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use labs_db::PgPool;
+use labs_db::Db;
 use labs_domain::SessionId;
 use labs_http::ApiError;
 
@@ -88,7 +88,7 @@ impl CurrentUser {
 pub(crate) async fn authenticate(
     headers: &HeaderMap,
     auth: &Auth,
-    db: &PgPool,
+    db: &Db,
 ) -> Result<Option<CurrentUser>, ApiError> {
     let token = match headers.get(header::AUTHORIZATION) {
         Some(value) => {

@@ -2,9 +2,9 @@
 //! problem, instead of being stored and its verification email retried for hours.
 
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::TestApp;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn signup_refuses_addresses_the_mailer_cannot_send_to(db: PgPool) {

@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::{TestApp, TestAppBuilder};
 use labs_testkit::Answer;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery staple";
 

@@ -111,7 +111,11 @@ async fn an_outbox_job_written_while_redis_is_down_is_emailed_once_redis_is_back
         smtp_ca_file: None,
     })
     .unwrap();
-    let ctx = WorkerContext::new(db.clone(), queue_on(&redis.url(), &namespace), mailer);
+    let ctx = WorkerContext::new(
+        labs_db::Db::like(&db),
+        queue_on(&redis.url(), &namespace),
+        mailer,
+    );
     sqlx::query("CREATE TABLE signups (email text PRIMARY KEY)")
         .execute(&db)
         .await
@@ -192,7 +196,7 @@ async fn an_outbox_job_written_while_redis_is_down_is_emailed_once_redis_is_back
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn an_outbox_row_that_fits_no_job_type_is_kept_aside_not_lost(db: PgPool) {
     let ctx = WorkerContext::new(
-        db.clone(),
+        labs_db::Db::like(&db),
         queue_on(&shared_redis_url(), &unique_name("poison")),
         Mailer::new(&MailConfig {
             smtp_url: None,

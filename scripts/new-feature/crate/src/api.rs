@@ -4,7 +4,7 @@
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use labs_accounts::CurrentUser;
-use labs_db::PgPool;
+use labs_db::Db;
 use labs_http::extract::{Json, Path, Query};
 use labs_http::ApiError;
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,11 @@ use crate::values::{Details, Title};
 /// what the feature's handlers need (a client, its settings) here.
 #[derive(Debug, Clone)]
 pub struct __Features__ {
-    db: PgPool,
+    db: Db,
 }
 
 impl __Features__ {
-    pub fn new(db: PgPool) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 }

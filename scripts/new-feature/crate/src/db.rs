@@ -46,7 +46,7 @@ pub async fn insert(
 
 /// A page of `owner`'s rows, newest first, and how many they have in all.
 pub async fn page(
-    db: &sqlx::PgPool,
+    db: &labs_db::Db,
     owner: UserId,
     offset: i64,
     limit: i64,

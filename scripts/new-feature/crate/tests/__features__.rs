@@ -3,7 +3,7 @@
 //! SMTP server (aiosmtpd).
 
 use axum::http::StatusCode;
-use labs_db::PgPool;
+use sqlx::PgPool;
 use labs_testapp::{TestApp, insert_user_with_password};
 use serde_json::{Value, json};
 

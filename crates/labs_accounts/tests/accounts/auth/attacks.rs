@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use super::{PASSWORD, access, get_as, login, post, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_domain::SessionId;
 use labs_testapp::insert_user;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Signs `claims` with `header` using the development key (a token from a holder of our key,

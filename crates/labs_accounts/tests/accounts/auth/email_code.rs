@@ -2,9 +2,9 @@
 
 use super::{access, code_in, get_as, post, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::TestApp;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn email_codes_log_in_once_and_lock_after_five_wrong_tries(db: PgPool) {

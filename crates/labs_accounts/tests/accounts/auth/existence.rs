@@ -5,9 +5,9 @@
 use super::{PASSWORD, post, roomy_app, user};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use labs_db::PgPool;
 use labs_testapp::TestApp;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn signup_with_a_taken_email_tells_the_owner_not_the_visitor(db: PgPool) {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::{PASSWORD, access, code_in, get_as, link_token, login, post, turn_totp_on, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_domain::SessionId;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 /// What a stranger who signed up with someone else's address sets up before its owner
 /// arrives: a password, a live session (possible where unverified accounts may log in), and

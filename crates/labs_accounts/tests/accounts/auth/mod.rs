@@ -4,11 +4,11 @@
 //! calls, the codes); each module below is one flow.
 
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_domain::UserId;
 use labs_testapp::TestApp;
 use labs_testkit::Answer;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 mod attacks;
 mod email_code;

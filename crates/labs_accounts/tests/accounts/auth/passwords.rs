@@ -4,10 +4,10 @@
 
 use super::{PASSWORD, access, get_as, link_token, login, post, turn_totp_on, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_domain::UserId;
 use labs_testapp::TestApp;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn a_password_reset_sets_the_password_and_ends_every_session(db: PgPool) {

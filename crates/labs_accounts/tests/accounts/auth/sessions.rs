@@ -4,11 +4,11 @@
 use super::{PASSWORD, access, login, post, user};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use labs_db::PgPool;
 use labs_testapp::TRUSTED_ORIGIN;
 use labs_testapp::TestApp;
 use labs_testkit::Answer;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn browser_sessions_use_cookies_and_refuse_cross_origin_changes(db: PgPool) {

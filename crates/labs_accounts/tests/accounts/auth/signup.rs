@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::{PASSWORD, access, get_as, link_token, login, post, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_domain::{SessionId, UserId};
 use labs_jobs::Handler;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn signup_verification_login_refresh_and_logout_end_to_end(db: PgPool) {

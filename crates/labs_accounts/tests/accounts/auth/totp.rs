@@ -3,8 +3,8 @@
 
 use super::{PASSWORD, access, login, post, pyotp_now, roomy_app, turn_totp_on, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn totp_enrolment_second_step_replay_recovery_and_disable(db: PgPool) {

@@ -2,9 +2,9 @@
 
 use super::{PASSWORD, access, get_as, login, roomy_app, user};
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::TestApp;
 use serde_json::json;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]

@@ -7,9 +7,9 @@ use super::{
     submit, token_of,
 };
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::TestApp;
 use serde_json::json;
+use sqlx::PgPool;
 
 /// Bad links and bad forms: each a 4xx HTML page that says what is wrong, never a 500.
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]

@@ -7,8 +7,8 @@ use super::{
     submit, token_of,
 };
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use serde_json::json;
+use sqlx::PgPool;
 
 #[sqlx::test(migrator = "labs_db::pg::MIGRATOR")]
 async fn the_verification_link_opens_a_form_that_confirms_the_address(db: PgPool) {

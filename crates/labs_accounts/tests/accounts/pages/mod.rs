@@ -7,10 +7,10 @@
 //! holds the helpers; the flows are in `flows`, the refusals and headers in `defences`.
 
 use axum::http::StatusCode;
-use labs_db::PgPool;
 use labs_testapp::TestApp;
 use labs_testkit::Answer;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 mod defences;
 mod flows;
