@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The database-driver spike (bench/db-driver/, docs/PERFORMANCE.md): sqlx against tokio-postgres
-# with deadpool on the query of every authenticated request, alternated, RUNS runs each of
-# SECONDS, POOL connections, CALLERS concurrent callers; prints each run and the medians of
-# queries/s and of the client's CPU per query. Builds the spike in its own target directory
-# (DB_DRIVER_TARGET_DIR, default /var/cache/labs-bench/db-driver-target: a few minutes the first
-# time). Needs the local Postgres and a release build of labs (for the migrations). Not part of
-# the test suite or CI.
+# The database-driver spike (bench/db-driver/, docs/PERFORMANCE.md): sqlx in its own pool, sqlx's
+# connections in deadpool's, and tokio-postgres with deadpool, on the query of every authenticated
+# request, alternated, RUNS runs each of SECONDS, POOL connections, CALLERS concurrent callers;
+# prints each run and the medians of queries/s and of the client's CPU per query. Builds the spike
+# in its own target directory (DB_DRIVER_TARGET_DIR, default
+# /var/cache/labs-bench/db-driver-target: a few minutes the first time). Needs the local Postgres
+# and a release build of labs (for the migrations). Not part of the test suite or CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +35,7 @@ SQL
 url="$database?sslmode=disable"
 declare -A rates cpus
 for run in $(seq "$runs"); do
-  for driver in sqlx tokio-postgres; do
+  for driver in sqlx sqlx-deadpool tokio-postgres; do
     line=$("$spike" "$driver" "$url" "$session" "$seconds" "$pool" "$callers")
     echo "$driver run $run: $line"
     rate=${line#queries_per_s=}; rates[$driver]+="${rate%% *} "
@@ -43,6 +43,6 @@ for run in $(seq "$runs"); do
   done
 done
 median() { tr ' ' '\n' | grep . | sort -n | sed -n "$(( (runs + 1) / 2 ))p"; }
-for driver in sqlx tokio-postgres; do
+for driver in sqlx sqlx-deadpool tokio-postgres; do
   echo "$driver: median $(echo "${rates[$driver]}" | median) queries/s, $(echo "${cpus[$driver]}" | median) µs of client CPU per query"
 done

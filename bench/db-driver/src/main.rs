@@ -1,11 +1,12 @@
-//! sqlx against tokio-postgres (with deadpool) on the query every authenticated request runs:
-//! the live session and its account, by session id (`labs_accounts::db::users::by_live_session`),
-//! decoded into the same struct. Same pool size, same number of concurrent callers, prepared
-//! statements cached per connection by both. Prints queries per second and this process's CPU
-//! time per query (user + system, from /proc/self/stat), which is the driver's own cost: the
-//! server's share is the same for both.
+//! sqlx in its own pool, sqlx's connections in deadpool's generic pool (as `labs_db::pool` has
+//! them), and tokio-postgres with deadpool-postgres, on the query every authenticated request
+//! runs: the live session and its account, by session id
+//! (`labs_accounts::db::users::by_live_session`), decoded into the same struct. Same pool size,
+//! same number of concurrent callers, prepared statements cached per connection by all three.
+//! Prints queries per second and this process's CPU time per query (user + system, from
+//! /proc/self/stat), which is the driver's own cost: the server's share is the same for all three.
 //!
-//! Usage: db-driver-spike <sqlx|tokio-postgres> <database url> <session id> <seconds> <pool>
+//! Usage: db-driver-spike <sqlx|sqlx-deadpool|tokio-postgres> <database url> <session id> <seconds> <pool>
 //! <callers>. Without TLS (`sslmode=disable`): the spike compares the drivers' own work; what
 //! TLS adds is measured on the service itself (bench/http.sh with `?sslmode=disable`).
 
@@ -34,6 +35,25 @@ struct User {
     totp_enabled: bool,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+}
+
+struct SqlxManager(sqlx::postgres::PgConnectOptions);
+
+impl deadpool::managed::Manager for SqlxManager {
+    type Type = sqlx::PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
+        sqlx::ConnectOptions::connect(&self.0).await
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut sqlx::PgConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        Ok(())
+    }
 }
 
 fn cpu_seconds() -> f64 {
@@ -109,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, driver, url, session, seconds, pool, callers] = args.as_slice() else {
         anyhow::bail!(
-            "usage: db-driver-spike <sqlx|tokio-postgres> <url> <session id> <seconds> <pool> <callers>"
+            "usage: db-driver-spike <sqlx|sqlx-deadpool|tokio-postgres> <url> <session id> <seconds> <pool> <callers>"
         );
     };
     let session: Uuid = session.parse()?;
@@ -130,6 +150,27 @@ async fn main() -> anyhow::Result<()> {
                     sqlx::query_as::<_, User>(QUERY)
                         .bind(session)
                         .fetch_optional(&db)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no such session"))
+                }
+            })
+            .await
+        }
+        "sqlx-deadpool" => {
+            // sqlx's connections in a deadpool pool: sqlx's own pool pings every connection as
+            // it goes back (a round trip, in a spawned task); this one hands it back as it is.
+            let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+            let db = deadpool::managed::Pool::builder(SqlxManager(options))
+                .max_size(pool as usize)
+                .build()?;
+            run(seconds, callers, move || {
+                let db = db.clone();
+                async move {
+                    let mut connection: deadpool::managed::Object<SqlxManager> =
+                        db.get().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+                    sqlx::query_as::<_, User>(QUERY)
+                        .bind(session)
+                        .fetch_optional(&mut *connection)
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("no such session"))
                 }
