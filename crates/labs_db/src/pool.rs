@@ -80,7 +80,8 @@ pub struct PoolSettings {
     /// A connection older than this is closed instead of lent again (so that a failover or a
     /// server-side setting change is picked up).
     pub max_lifetime: Duration,
-    /// An idle connection unused for this long is closed (checked every minute).
+    /// An idle connection unused for this long is closed (checked every minute, or every half
+    /// of this if that is shorter).
     pub idle_timeout: Duration,
 }
 
@@ -280,11 +281,12 @@ impl Db {
     fn close_idle_connections(&self) {
         let pool = self.pool.weak();
         let idle_timeout = self.settings.idle_timeout;
+        let every = (idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(60));
         tokio::spawn(async move {
-            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
-            every_minute.tick().await;
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
             loop {
-                every_minute.tick().await;
+                ticks.tick().await;
                 let Some(pool) = pool.upgrade() else { return };
                 let removed = pool
                     .retain(|_, metrics| metrics.last_used() < idle_timeout)

@@ -23,6 +23,16 @@ fn pool_of_one(db: &PgPool, acquire_timeout: Duration) -> Db {
     )
 }
 
+/// How many server sessions are open on the test's database, besides `other`'s own.
+async fn sessions_on_this_database(other: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(other)
+    .await
+    .unwrap()
+}
+
 async fn backend_pid(db: &Db) -> i32 {
     sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(db)
@@ -290,4 +300,34 @@ async fn a_connection_lent_whole_is_closed_when_it_comes_back(other: PgPool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(free, "the lent connection's session lock outlived it");
+}
+
+#[sqlx::test(migrations = false)]
+async fn connections_idle_longer_than_the_idle_timeout_are_closed(other: PgPool) {
+    let db = Db::new(
+        (*other.connect_options()).clone(),
+        PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(2),
+            max_lifetime: Duration::from_secs(60),
+            idle_timeout: Duration::from_millis(600),
+        },
+    );
+    let (first, second) = tokio::join!(db.begin(), db.begin());
+    first.unwrap().commit().await.unwrap();
+    second.unwrap().commit().await.unwrap();
+    assert_eq!(db.size(), 2);
+    let before = sessions_on_this_database(&other).await;
+    assert!(before >= 2, "{before} sessions, the pool holds 2");
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if db.size() == 0 && sessions_on_this_database(&other).await == before - 2 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "pool size {} after its idle timeout", db.size());
+    // The pool still works: it opens a connection again when asked.
+    assert!(backend_pid(&db).await > 0);
 }
