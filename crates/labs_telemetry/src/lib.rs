@@ -12,6 +12,7 @@
 mod json;
 pub mod logs;
 pub mod trace;
+mod writer;
 
 pub use logs::{LogConfig, LogFormat, Telemetry};
 pub use trace::TraceContext;

@@ -61,7 +61,7 @@ pub struct LogConfig {
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    writer: Option<crate::writer::WriterGuard>,
 }
 
 impl Telemetry {
@@ -97,12 +97,9 @@ fn exporter(config: &LogConfig) -> Result<Option<SdkTracerProvider>, String> {
     ))
 }
 
-/// Lines the log writer may have queued before a logging thread waits for it (about 2 MiB of
-/// request lines).
-const LOG_QUEUE_LINES: usize = 4096;
-
-/// The log writer thread's buffer: lines queued meanwhile go out in one `write(2)`.
-const LOG_WRITE_BUFFER: usize = 64 * 1024;
+/// Bytes of log lines the writer may have pending before a logging thread waits for it (about
+/// 2,500 request lines; two buffers of this size at most are held).
+const LOG_PENDING_LIMIT: usize = 1024 * 1024;
 
 /// Installs the global subscriber (with span export when configured) and a panic hook that
 /// logs panics as events.
@@ -121,20 +118,12 @@ pub fn init(config: &LogConfig, production: bool) -> Result<Telemetry, String> {
     let otel = provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("labs")));
-    // A dedicated writer thread, so that no request waits on a `write(2)`. Not lossy, and the
-    // queue is bounded at LOG_QUEUE_LINES: tracing-appender's default (128,000 lines, a few
-    // hundred bytes each) let a writer that fell behind under load hold tens of MiB; a full
-    // queue now makes the logging thread wait instead (back-pressure, no line lost).
-    // The thread writes through a buffer that it flushes each time it has emptied the queue:
-    // one `write(2)` per batch of lines instead of one per line (stdout flushes at every
-    // newline), and never a line held back while the queue is idle.
-    let (stdout, writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_WRITE_BUFFER,
-            std::io::stdout(),
-        ));
+    // A dedicated writer thread, so that no request waits on a `write(2)`: one `write(2)` per
+    // batch of lines, never a line held back while idle, not lossy, and bounded (a writer that
+    // falls behind makes loggers wait). See `crate::writer`. Stdout as it is: its line
+    // buffering writes a batch that ends with a newline in one call.
+    let (stdout, writer) = crate::writer::spawn(std::io::stdout(), LOG_PENDING_LIMIT)
+        .map_err(|e| format!("cannot start the log writer thread ({e})"))?;
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if json {
         // Our own JSON layer, same lines as `fmt::layer().json().flatten_event(true)

@@ -140,20 +140,25 @@ struct Hex<'a>(&'a [u8]);
 
 impl std::fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0_u8; 64];
         for chunk in self.0.chunks(32) {
-            for (i, &byte) in chunk.iter().enumerate() {
-                text[2 * i] = DIGITS[usize::from(byte >> 4)];
-                text[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
-            }
-            // Hex digits are ASCII.
-            f.write_str(
-                std::str::from_utf8(&text[..2 * chunk.len()]).map_err(|_| std::fmt::Error)?,
-            )?;
+            f.write_str(hex_into(chunk, &mut text))?;
         }
         Ok(())
     }
+}
+
+/// `bytes` as lower-case hex in `text`, which must hold two bytes per byte (the rest is
+/// ignored).
+fn hex_into<'t>(bytes: &[u8], text: &'t mut [u8]) -> &'t str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let text = &mut text[..2 * bytes.len()];
+    for (pair, &byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    // Hex digits are ASCII.
+    std::str::from_utf8(text).unwrap_or_default()
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -183,8 +188,10 @@ pub fn adopt(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext
             };
         }
     }
-    // Formatted by the subscriber as it writes the field: no string made per request.
-    span.record("trace_id", tracing::field::display(Hex(&own.trace_id)));
+    // Recorded as text from a buffer on the stack: no string made per request, and a `&str`
+    // is copied as it is where a `Display` value would go through the formatting machinery.
+    let mut text = [0_u8; 32];
+    span.record("trace_id", hex_into(&own.trace_id, &mut text));
     own
 }
 
