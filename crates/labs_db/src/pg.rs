@@ -50,13 +50,10 @@ pub fn connect_lazy(url: &SecretString, config: &PgConfig) -> Result<Db, sqlx::E
         .options([("statement_timeout", statement_timeout.as_str())]);
     Ok(Db::new(
         options,
-        PoolSettings {
-            max_connections: config.db_max_connections as usize,
-            acquire_timeout: config.db_acquire_timeout,
-            // Recycle connections so that a failover or a server-side setting change is picked up.
-            max_lifetime: Duration::from_secs(30 * 60),
-            idle_timeout: Duration::from_secs(10 * 60),
-        },
+        PoolSettings::new(
+            config.db_max_connections as usize,
+            config.db_acquire_timeout,
+        ),
     ))
 }
 

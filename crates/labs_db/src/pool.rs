@@ -85,6 +85,20 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
+impl PoolSettings {
+    /// `max_connections` and `acquire_timeout` as given; connections recycled after 30 minutes
+    /// (so that a failover or a server-side setting change is picked up) and closed after 10
+    /// idle minutes.
+    pub fn new(max_connections: usize, acquire_timeout: Duration) -> Self {
+        Self {
+            max_connections,
+            acquire_timeout,
+            max_lifetime: Duration::from_secs(30 * 60),
+            idle_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
 /// The Postgres pool. Cheap to clone (one `Arc`); `&Db` is a sqlx executor.
 #[derive(Clone)]
 pub struct Db {
@@ -269,12 +283,10 @@ impl Db {
     pub fn like(pool: &sqlx::PgPool) -> Self {
         Self::new(
             (*pool.connect_options()).clone(),
-            PoolSettings {
-                max_connections: pool.options().get_max_connections() as usize,
-                acquire_timeout: pool.options().get_acquire_timeout(),
-                max_lifetime: Duration::from_secs(30 * 60),
-                idle_timeout: Duration::from_secs(10 * 60),
-            },
+            PoolSettings::new(
+                pool.options().get_max_connections() as usize,
+                pool.options().get_acquire_timeout(),
+            ),
         )
     }
 
