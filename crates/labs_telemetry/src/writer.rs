@@ -6,7 +6,7 @@
 //!   outside the lock.
 //! - **Not lossy, bounded.** When the writer falls behind and the buffer holds
 //!   [`spawn`]'s `limit` bytes, loggers wait for it (back-pressure) instead of dropping lines or
-//!   growing without bound: at most two buffers of about `limit` bytes each are held.
+//!   growing without bound: two buffers are held, each under twice `limit` (a `Vec` doubles).
 //! - **Nothing held back for long.** Woken by a line, the writer lets the lines of the next
 //!   [`LINGER`] (2 ms) join it, then writes; under load the lines that arrived during one write
 //!   go out together in the next.
