@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use labs_accounts::{Accounts, AuthConfig};
 use labs_api::{ApiParts, ApiState};
 use labs_auth::AuthKeys;
-use labs_http::{ApiError, AppState, HttpConfig, layers, root_path};
+use labs_http::{ApiError, AppState, HttpApp, HttpConfig, layers, root_path};
 use labs_jobs::JobQueue;
 
 use crate::cli::Role;
@@ -68,7 +68,7 @@ pub fn application(
     api: Option<ApiState>,
     hooks: Option<Router>,
     config: &HttpConfig,
-) -> Router {
+) -> HttpApp {
     let routes = role_routes(state, api);
     let routes = match hooks {
         Some(hooks) => routes.merge(hooks),
@@ -92,7 +92,7 @@ pub fn role_routes(state: AppState, api: Option<ApiState>) -> Router {
 
 /// The whole HTTP application: `routes` with the 404 fallback, the middleware and the root
 /// path applied.
-pub fn http_app(routes: Router, config: &HttpConfig) -> Router {
+pub fn http_app(routes: Router, config: &HttpConfig) -> HttpApp {
     let routes = routes.fallback(|| async { ApiError::NotFound });
     root_path::serve_under(&config.root_path, layers::apply(routes, config))
 }

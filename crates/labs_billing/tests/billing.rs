@@ -17,6 +17,7 @@ use axum::http::{Request, StatusCode};
 use labs_billing::HooksState;
 use labs_billing::ProcessStripeEvent;
 use labs_domain::UserId;
+use labs_http::HttpApp;
 use labs_jobs::Handler;
 use labs_jobs::jobs::RelayOutbox;
 use labs_testapp::{TestApp, hooks_role, state_with_redis};
@@ -31,7 +32,7 @@ const SECRET: &str = "whsec_test_current";
 const OLD_SECRET: &str = "whsec_test_previous";
 
 /// The hooks role's application (with the health endpoints), on `db` and `redis_url`.
-fn hooks_app(db: PgPool, redis_url: &str) -> Router {
+fn hooks_app(db: PgPool, redis_url: &str) -> HttpApp {
     let state = state_with_redis(db, redis_url);
     let hooks = HooksState {
         app: state.clone(),
@@ -75,7 +76,7 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-async fn deliver(app: &Router, payload: &str, signature: Option<&str>) -> Answer {
+async fn deliver(app: &HttpApp, payload: &str, signature: Option<&str>) -> Answer {
     let mut request = Request::post("/hooks/stripe").header("content-type", "application/json");
     if let Some(signature) = signature {
         request = request.header("stripe-signature", signature);
@@ -83,7 +84,7 @@ async fn deliver(app: &Router, payload: &str, signature: Option<&str>) -> Answer
     send(app, request.body(Body::from(payload.to_owned())).unwrap()).await
 }
 
-async fn deliver_signed(app: &Router, event: &Value) -> Answer {
+async fn deliver_signed(app: &HttpApp, event: &Value) -> Answer {
     let payload = event.to_string();
     let signature = stripe_signature(&payload, SECRET, now());
     deliver(app, &payload, Some(&signature)).await

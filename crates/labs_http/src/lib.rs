@@ -26,5 +26,6 @@ pub mod wire;
 
 pub use config::HttpConfig;
 pub use problem::{ApiError, Problem};
+pub use root_path::HttpApp;
 pub use state::AppState;
 pub use validation::{FieldError, page_bounds};

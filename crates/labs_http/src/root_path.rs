@@ -9,23 +9,62 @@
 //! mismatch 404s everything), and `Router::nest` under the prefix alone (breaks stripping
 //! proxies and direct probes).
 
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use axum::Router;
-use axum::extract::Request;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{OriginalUri, Request};
 use axum::http::Uri;
 use axum::http::uri::PathAndQuery;
-use tower::Layer;
-use tower::util::MapRequestLayer;
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use tower::{BoxError, Service};
 
-/// Wraps `app` so that it answers both under `root_path` and without it.
-pub fn serve_under(root_path: &str, app: Router) -> Router {
-    if root_path.is_empty() {
-        return app;
+/// A process's whole HTTP application: its router, reached both under the root path and
+/// without it. What `serve` runs and `TestApp` calls.
+///
+/// A plain service in front of the router rather than an outer `Router` with the app as its
+/// fallback (as before 2026-12-08): every level of boxed `Route` costs each request a clone of
+/// the boxed services below it (one allocation per level) and a boxed future, and this one
+/// did nothing but hand the request on.
+#[derive(Debug, Clone)]
+pub struct HttpApp {
+    root: Option<Arc<str>>,
+    router: Router,
+}
+
+/// Wraps `app` so that it answers both under `root_path` and without it (`""`: only without).
+pub fn serve_under(root_path: &str, app: Router) -> HttpApp {
+    HttpApp {
+        root: (!root_path.is_empty()).then(|| root_path.into()),
+        router: app,
     }
-    let root: std::sync::Arc<str> = root_path.into();
-    let strip = MapRequestLayer::new(move |req: Request| strip_root(&root, req));
-    // An outer router whose only job is to hand the rewritten request to `app`: routing (and
-    // so `MatchedPath`) happens inside, on the path without the prefix.
-    Router::new().fallback_service(strip.layer(app))
+}
+
+impl<B> Service<Request<B>> for HttpApp
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RouteFuture<Infallible>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let request = request.map(Body::new);
+        let request = match &self.root {
+            Some(root) => strip_root(root, request),
+            None => request,
+        };
+        // Routing (and so `MatchedPath`) happens in the router, on the path without the prefix.
+        self.router.call(request)
+    }
 }
 
 fn strip_root(root: &str, mut req: Request) -> Request {
@@ -41,12 +80,16 @@ fn strip_root(root: &str, mut req: Request) -> Request {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
     };
-    let mut parts = req.uri().clone().into_parts();
+    let original = req.uri().clone();
+    let mut parts = original.clone().into_parts();
     // Built from an already valid URI minus a prefix, so this parse cannot fail.
     if let Ok(pq) = PathAndQuery::try_from(path_and_query) {
         parts.path_and_query = Some(pq);
         if let Ok(uri) = Uri::from_parts(parts) {
             *req.uri_mut() = uri;
+            // The path the client sent, for the request's log line (the router adds it only
+            // when it is missing, and would see the stripped one).
+            req.extensions_mut().insert(OriginalUri(original));
         }
     }
     req
@@ -72,5 +115,16 @@ mod tests {
         assert_eq!(stripped("/api/"), "/");
         assert_eq!(stripped("/ext/echo"), "/ext/echo");
         assert_eq!(stripped("/apiary"), "/apiary");
+    }
+
+    #[test]
+    fn a_stripped_request_keeps_the_path_the_client_sent() {
+        let req = Request::builder()
+            .uri("/api/ext/echo?x=1")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let req = strip_root("/api", req);
+        let original = req.extensions().get::<axum::extract::OriginalUri>();
+        assert_eq!(original.map(|o| o.path()), Some("/api/ext/echo"));
     }
 }

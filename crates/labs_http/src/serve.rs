@@ -1,18 +1,20 @@
-//! Serving a router on a listener until shutdown, with a bounded drain and slow-client
+//! Serving an application on a listener until shutdown, with a bounded drain and slow-client
 //! protection; what happens on the wire around hyper is in [`crate::wire`].
 
 use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use std::convert::Infallible;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::layers::SecurityHeaders;
 use crate::wire::{self, Wire};
@@ -49,13 +51,18 @@ impl From<&crate::HttpConfig> for Limits {
 /// bound (its graceful shutdown waits for every connection forever, so a client stuck half-way
 /// through its headers would hold the process until the orchestrator kills it). The listener
 /// and the shutdown signal are arguments so that tests bind port 0 and stop the server at will.
-pub async fn serve(
+pub async fn serve<S>(
     name: &'static str,
     listener: TcpListener,
-    app: Router,
+    app: S,
     shutdown: CancellationToken,
     limits: Limits,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    // The whole application (`crate::HttpApp`) or a plain `Router` (the metrics listener).
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Unpin + 'static,
+    S::Future: Send,
+{
     let Limits {
         drain,
         header_read_timeout,

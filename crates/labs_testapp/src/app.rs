@@ -3,10 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use labs_api::ApiState;
 use labs_db::Db;
-use labs_http::{AppState, HttpConfig};
+use labs_http::{AppState, HttpApp, HttpConfig};
 use labs_jobs::{JobQueue, QueueStats};
 use labs_testkit::{SmtpServer, shared_redis_url, unique_name};
 use labs_worker::WorkerContext;
@@ -32,7 +31,7 @@ pub struct TestApp {
     pub api: ApiState,
     /// The job queue, under a namespace of this test's own.
     pub queue: JobQueue,
-    router: Router,
+    app: HttpApp,
     worker: WorkerContext,
     shared: Arc<Shared>,
 }
@@ -160,8 +159,7 @@ impl TestAppBuilder {
         let api = labs::app::api_state(&state, keys, auth, &self.http, queue.clone(), &features)
             .expect("the api role's state builds");
         let hooks = labs_features::hooks(&state, &features, false).expect("the hooks build");
-        let router =
-            labs::app::application(state.clone(), Some(api.clone()), Some(hooks), &self.http);
+        let app = labs::app::application(state.clone(), Some(api.clone()), Some(hooks), &self.http);
 
         let smtp = self.smtp.then(SmtpServer::start);
         let mailer = settings::mailer(smtp.as_ref().map(|smtp| smtp.port));
@@ -183,7 +181,7 @@ impl TestAppBuilder {
             state,
             api,
             queue,
-            router,
+            app,
             worker,
             shared: Arc::new(Shared {
                 db: self.db,
@@ -219,9 +217,10 @@ impl TestApp {
         }
     }
 
-    /// The router, for what the request helpers do not cover (`labs_testkit::send`).
-    pub fn router(&self) -> &Router {
-        &self.router
+    /// The whole application, for what the request helpers do not cover
+    /// (`labs_testkit::send`).
+    pub fn app(&self) -> &HttpApp {
+        &self.app
     }
 
     /// The worker's context (its database, queue and relay), to run a handler directly.

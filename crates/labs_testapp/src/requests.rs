@@ -1,16 +1,16 @@
 //! Typed request helpers: a request through the router in process (no socket), read whole.
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
+use labs_http::HttpApp;
 use labs_testkit::{Answer, send};
 use serde_json::Value;
 
 use crate::TestApp;
 
-/// `method path` through `router` with a JSON `body` (if any) and `headers`.
+/// `method path` through `app` with a JSON `body` (if any) and `headers`.
 pub async fn call(
-    router: &Router,
+    app: &HttpApp,
     method: &str,
     path: &str,
     body: Option<Value>,
@@ -27,7 +27,7 @@ pub async fn call(
         }
         None => Body::empty(),
     };
-    send(router, request.body(body).expect("a valid request")).await
+    send(app, request.body(body).expect("a valid request")).await
 }
 
 impl TestApp {
@@ -39,12 +39,12 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        call(self.router(), method, path, body, headers).await
+        call(self.app(), method, path, body, headers).await
     }
 
     /// `request` as it is (a form, raw bytes, odd headers).
     pub async fn send(&self, request: Request<Body>) -> Answer {
-        send(self.router(), request).await
+        send(self.app(), request).await
     }
 
     /// `GET path`, anonymously.

@@ -132,6 +132,6 @@ pub(crate) fn base_state(
 
 /// The hooks role's application, as `labs serve --role hooks` builds it: the health endpoints
 /// and the webhook receivers `hooks`, under the middleware (no api routes, no worker).
-pub fn hooks_role(state: labs_http::AppState, hooks: axum::Router) -> axum::Router {
+pub fn hooks_role(state: labs_http::AppState, hooks: axum::Router) -> labs_http::HttpApp {
     labs::app::application(state, None, Some(hooks), &http_config())
 }

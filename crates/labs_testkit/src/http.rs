@@ -1,4 +1,4 @@
-//! Requests through a router in process, and their answers read whole.
+//! Requests through a router (or any service answering as one) in process, and their answers read whole.
 
 /// A response read whole, for assertions.
 #[derive(Debug)]
@@ -30,7 +30,14 @@ impl Answer {
 }
 
 /// Sends `request` through `app` (in process, no socket) and reads the whole response.
-pub async fn send(app: &axum::Router, request: axum::http::Request<axum::body::Body>) -> Answer {
+pub async fn send<S>(app: &S, request: axum::http::Request<axum::body::Body>) -> Answer
+where
+    S: tower::Service<
+            axum::http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let response = app
