@@ -1,11 +1,10 @@
 //! Serving an application on a listener until shutdown, with a bounded drain and slow-client
 //! protection; what happens on the wire around hyper is in [`crate::wire`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;

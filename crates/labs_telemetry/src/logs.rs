@@ -98,7 +98,7 @@ fn exporter(config: &LogConfig) -> Result<Option<SdkTracerProvider>, String> {
 }
 
 /// Bytes of log lines the writer may have pending before a logging thread waits for it (about
-/// 2,500 request lines; two buffers of this size at most are held).
+/// 2,500 request lines; what that bounds the writer's memory to: `crate::writer`).
 const LOG_PENDING_LIMIT: usize = 1024 * 1024;
 
 /// Installs the global subscriber (with span export when configured) and a panic hook that

@@ -20,8 +20,8 @@
 //! `Vec` of its own and sends it over a channel, and the writer thread frees it: an allocation
 //! per line, freed on another thread. Here the buffers are reused and nothing is allocated per
 //! line. Together with the other changes of the same step, echo went from 55.1k to 51.4k
-//! instructions per request, and from 0.51 to 0.53 of the bare hyper ceiling
-//! (docs/PERFORMANCE.md).
+//! instructions per request, and from 0.51 to 0.52 of the bare hyper ceiling
+//! (docs/PERFORMANCE.md, 2026-12-07).
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};

@@ -1,4 +1,5 @@
-//! Requests through a router (or any service answering as one) in process, and their answers read whole.
+//! Requests through a router (or any service answering as one) in process, and their answers
+//! read whole.
 
 /// A response read whole, for assertions.
 #[derive(Debug)]
